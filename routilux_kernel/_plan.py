@@ -1,0 +1,53 @@
+"""What a runtime derives once per flow version: routing table, slots, executors, entries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from routilux_kernel.executors import Executor
+from routilux_kernel.flow import Flow
+from routilux_kernel.routine import Routine, Slot
+
+
+@dataclass(eq=False)
+class RoutineSpec:
+    routine_id: str
+    routine: Routine
+    slots: dict[str, Slot]
+    slot_names: tuple[str, ...]
+    executor: Executor
+    in_process: bool
+
+
+@dataclass(eq=False)
+class FlowPlan:
+    flow: Flow
+    version: int
+    specs: dict[str, RoutineSpec]
+    routes: dict[tuple[str, str], tuple[tuple[str, str], ...]]
+    entry_ids: list[str]
+    id_by_routine: dict[int, str]
+
+
+def build_plan(flow: Flow, executor_for: Callable[[str, Routine], Executor]) -> FlowPlan:
+    """Snapshot ``flow`` so running jobs never see later edits to it."""
+    specs = {}
+    for routine_id, routine in flow.routines.items():
+        executor = executor_for(routine_id, routine)
+        specs[routine_id] = RoutineSpec(
+            routine_id=routine_id,
+            routine=routine,
+            slots=dict(routine._slots),
+            slot_names=tuple(routine._slots),
+            executor=executor,
+            in_process=executor.capabilities.in_process,
+        )
+    return FlowPlan(
+        flow=flow,
+        version=flow.version,
+        specs=specs,
+        routes=dict(flow._routes),
+        entry_ids=flow.entry_routine_ids(),
+        id_by_routine={id(routine): rid for rid, routine in flow.routines.items()},
+    )

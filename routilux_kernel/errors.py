@@ -1,0 +1,88 @@
+"""Exception types raised by the kernel; each message names what is at fault and what exists."""
+
+from __future__ import annotations
+
+import traceback
+
+
+class RoutiluxError(Exception):
+    """Base class of every error the kernel raises on purpose."""
+
+
+class FlowValidationError(RoutiluxError, ValueError):
+    """A flow is malformed: unknown ids, events or slots, duplicates, no entry routine."""
+
+
+class FlowNotFoundError(RoutiluxError, LookupError):
+    """A flow name or id is not registered."""
+
+    def __str__(self) -> str:  # LookupError would quote the message like a key
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownEventError(RoutiluxError, ValueError):
+    """``emit`` named an event the routine does not define."""
+
+
+class NoJobContextError(RoutiluxError, RuntimeError):
+    """``emit`` (or another job-bound call) was made outside a running activation."""
+
+
+class SlotFullError(RoutiluxError):
+    """A slot reached its ``max_queue_length``; the emit was refused and nothing was delivered."""
+
+
+class RuntimeShutDownError(RoutiluxError, RuntimeError):
+    """The runtime was shut down and takes no new jobs."""
+
+
+class JobTimeoutError(RoutiluxError, TimeoutError):
+    """A job ran longer than its ``timeout``."""
+
+
+class JobCancelledError(RoutiluxError):
+    """Recorded as a job's error when it was cancelled."""
+
+
+class ActivationPolicyError(RoutiluxError):
+    """An activation policy raised or returned something that is not ``(bool, dict, message)``."""
+
+
+class ExecutorError(RoutiluxError):
+    """An executor is unknown, failed to start, or lost a worker."""
+
+
+class PluginError(RoutiluxError):
+    """A plugin failed to load or registered something invalid."""
+
+
+class DuplicateRegistrationError(PluginError):
+    """Two plugins registered the same name in one registry."""
+
+
+class RoutineError(RoutiluxError):
+    """An exception from routine logic, reduced to picklable text.
+
+    Remote executors return this instead of the original exception, whose class may not
+    exist (or not unpickle) on the driver. ``error_type`` is the qualified class name,
+    ``remote_traceback`` the formatted traceback from where it was raised.
+    """
+
+    def __init__(self, error_type: str, message: str, remote_traceback: str = "") -> None:
+        super().__init__(error_type, message, remote_traceback)
+        self.error_type = error_type
+        self.message = message
+        self.remote_traceback = remote_traceback
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> RoutineError:
+        """Capture type, message and traceback text of ``exc``."""
+        kind = type(exc)
+        name = kind.__qualname__
+        if kind.__module__ not in ("builtins", "__main__"):
+            name = f"{kind.__module__}.{name}"
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(name, str(exc), text)
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.message}"

@@ -1,0 +1,59 @@
+"""The executor contract: how activations are run (threads, processes, a cluster)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExecutorCapabilities:
+    """What an executor can honestly do.
+
+    ``in_process``: logic runs in this interpreter against the live JobState.
+    ``pickles``: activations are serialised (routines must pickle).
+    ``cancel_running``: ``cancel(future, force=True)`` can stop work already running.
+    ``remote``: workers may live on other machines.
+    """
+
+    in_process: bool = True
+    pickles: bool = False
+    cancel_running: bool = False
+    remote: bool = False
+
+
+class Executor(ABC):
+    """Runs callables and hands back ``concurrent.futures.Future`` objects.
+
+    Executors are registered by name through the ``register_executors`` hook; the kernel
+    never imports a backend's library itself.
+    """
+
+    name: str = "executor"
+    capabilities: ExecutorCapabilities = ExecutorCapabilities()
+
+    def start(self) -> None:  # noqa: B027 - optional
+        """Acquire resources; called once before the first submit."""
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` and return its future."""
+
+    def cancel(self, future: Future[Any], force: bool = False) -> bool:
+        """Cancel work; True only if it will not run (or, with ``force``, was stopped)."""
+        return future.cancel()
+
+    @abstractmethod
+    def shutdown(self, wait: bool = True) -> None:
+        """Release resources; with ``wait``, after running work finishes."""
+
+    @property
+    def max_workers(self) -> int | None:
+        """How many activations may run at once, if bounded."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} max_workers={self.max_workers}>"

@@ -1,0 +1,573 @@
+"""One running job: its slot queues, in-flight count and the scheduling decisions on them.
+
+The data path, in this file's order: ``start`` puts ``entry_params`` in the entry slots;
+``_decide`` asks the routine's activation policy; ``_dispatch`` hands an :class:`Activation`
+to the routine's executor; ``_run_local`` runs logic in a worker; ``route_emit`` puts emitted
+data in connected slots (and decides again); ``_finish`` ends an activation, applies the error
+strategy, and completes the job when nothing is in flight.
+
+All of a job's scheduling state is guarded by its own lock, so jobs never contend with each
+other. Hooks, logic and executor calls always run outside that lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from routilux_kernel._context import current_activation
+from routilux_kernel._plan import FlowPlan, RoutineSpec
+from routilux_kernel._timers import TimerHandle
+from routilux_kernel.activation_policies import DEFAULT_POLICY, SlotQueues
+from routilux_kernel.error_handling import (
+    DEFAULT_ERROR_HANDLER,
+    ActivationFailure,
+    ErrorAction,
+    ErrorDecision,
+    ErrorHandler,
+)
+from routilux_kernel.errors import (
+    ActivationPolicyError,
+    ExecutorError,
+    JobCancelledError,
+    JobTimeoutError,
+    RoutiluxError,
+    SlotFullError,
+)
+from routilux_kernel.job_state import ExecutionStatus, JobState
+
+if TYPE_CHECKING:
+    from routilux_kernel.routine import Routine
+    from routilux_kernel.runtime import Runtime
+
+
+class RoutineRun:
+    """A routine's per-job scheduling state: its queues and whether it is running."""
+
+    __slots__ = ("spec", "queues", "busy", "skipped", "wake", "context")
+
+    def __init__(self, job: JobRun, spec: RoutineSpec) -> None:
+        self.spec = spec
+        self.queues = SlotQueues(spec.slot_names, lambda delay: job._request_wake(self, delay))
+        self.busy = False
+        self.skipped = False
+        self.wake: TimerHandle | None = None
+        self.context = LocalContext(job, spec)
+
+
+class LocalContext:
+    """The activation context of a routine running in this process: emits route at once."""
+
+    __slots__ = ("job", "job_state", "routine_id", "routine")
+
+    def __init__(self, job: JobRun, spec: RoutineSpec) -> None:
+        self.job = job
+        self.job_state = job.job_state
+        self.routine_id = spec.routine_id
+        self.routine = spec.routine
+
+    def emit(self, routine: Routine, event: str, data: dict[str, Any]) -> None:
+        routine_id = self.routine_id if routine is self.routine else self.job.id_of(routine)
+        self.job.route_emit(routine_id, event, data)
+
+
+class Activation:
+    """One run of a routine's logic on one slice of data; what ``run_activation`` hooks see."""
+
+    __slots__ = ("job", "run", "slot_data", "policy_message", "attempt", "future")
+
+    def __init__(self, job: JobRun, run: RoutineRun, slot_data: dict[str, Any], message: Any):
+        self.job = job
+        self.run = run
+        self.slot_data = slot_data
+        self.policy_message = message
+        self.attempt = 0
+        self.future: Any = None
+
+    @property
+    def routine_id(self) -> str:
+        return self.run.spec.routine_id
+
+    @property
+    def routine(self) -> Routine:
+        return self.run.spec.routine
+
+    @property
+    def job_state(self) -> JobState:
+        return self.job.job_state
+
+    def call_logic(self) -> Any:
+        """Run the routine's logic on this activation's data."""
+        return self.run.spec.routine.get_logic()(
+            self.slot_data, self.policy_message, self.job.job_state
+        )
+
+    def __repr__(self) -> str:
+        return f"<Activation {self.routine_id} job={self.job.job_state.job_id} try={self.attempt}>"
+
+
+class JobRun:
+    """Schedules one job. Created by ``Runtime.exec``; users see only its JobState."""
+
+    def __init__(
+        self, runtime: Runtime, plan: FlowPlan, job_state: JobState, timeout: float | None
+    ) -> None:
+        self.runtime = runtime
+        self.plan = plan
+        self.job_state = job_state
+        self.hooks = runtime._hooks
+        self.lock = threading.Lock()
+        self._room = threading.Condition(self.lock)  # emitters blocked on a full slot wait here
+        self._blocked = 0
+        self.runs: dict[str, RoutineRun] = {}
+        self.in_flight = 0
+        self.closed = False
+        self._needs_finalize = False
+        self._finalized = False
+        self._active: set[Activation] = set()
+        self._timers: set[TimerHandle] = set()
+        self._timeout = timeout
+        self._timeout_handle: TimerHandle | None = None
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self, entries: list[tuple[str, str]], params: dict[str, Any]) -> None:
+        """Deliver ``params`` to each ``(routine_id, slot)`` entry (plus resumed data) and go."""
+        state = self.job_state
+        state.status = ExecutionStatus.RUNNING
+        state.started_at = time.time()
+        if self.hooks.job_started is not None:
+            self.hooks.notify(self.hooks.job_started, job_state=state, flow=self.plan.flow)
+        if self._timeout is not None:
+            self._timeout_handle = self.runtime._timers.schedule(self._timeout, self._on_timeout)
+        ready = []
+        with self.lock:
+            self.in_flight += 1  # held until every entry is delivered
+            resumed, state.unconsumed = state.unconsumed, {}
+            for routine_id, slots in resumed.items():
+                run = self._run_of(routine_id)
+                for slot, items in slots.items():
+                    for item in items:
+                        run.queues._append(slot, item)
+            for routine_id, slot in entries:
+                self._run_of(routine_id).queues._append(slot, dict(params))
+            for run in self.runs.values():
+                activation = self._decide(run)
+                if activation is not None:
+                    ready.append(activation)
+        for activation in ready:
+            self._dispatch(activation)
+        self._release()
+
+    def _run_of(self, routine_id: str) -> RoutineRun:
+        run = self.runs.get(routine_id)
+        if run is None:
+            run = self.runs[routine_id] = RoutineRun(self, self.plan.specs[routine_id])
+        return run
+
+    def id_of(self, routine: Routine) -> str:
+        try:
+            return self.plan.id_by_routine[id(routine)]
+        except KeyError:
+            raise RoutiluxError(
+                f"{type(routine).__name__}.emit was called inside job {self.job_state.job_id} "
+                f"but that routine is not part of flow {self.plan.flow.flow_id!r}"
+            ) from None
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def _decide(self, run: RoutineRun) -> Activation | None:
+        """Ask the routine's policy whether to run now (caller holds the lock)."""
+        if run.busy or run.skipped or self.closed:
+            return None
+        policy = run.spec.routine._activation_policy or DEFAULT_POLICY
+        try:
+            activate, data, message = policy(run.queues, self.job_state)
+        except Exception as exc:
+            self._policy_failed(run, policy, exc)
+            return None
+        if not activate:
+            return None
+        return self._activation_locked(run, data, message, policy)
+
+    def _activation_locked(
+        self, run: RoutineRun, data: Any, message: Any, policy: Any
+    ) -> Activation | None:
+        if not isinstance(data, dict):
+            self._policy_failed(
+                run, policy, TypeError(f"data_slice must be a dict, got {type(data).__name__}")
+            )
+            return None
+        run.busy = True
+        self.in_flight += 1
+        activation = Activation(self, run, data, message)
+        self._active.add(activation)
+        if self._blocked:
+            self._room.notify_all()
+        return activation
+
+    def _policy_failed(self, run: RoutineRun, policy: Any, exc: Exception) -> None:
+        error = ActivationPolicyError(
+            f"activation policy {policy!r} of routine {run.spec.routine_id!r} in job "
+            f"{self.job_state.job_id} failed: {type(exc).__name__}: {exc}; a policy returns "
+            "(activate, data_slice, policy_message)"
+        )
+        error.__cause__ = exc
+        self._close_locked(ExecutionStatus.FAILED, error, run.spec.routine_id)
+
+    # -- running -------------------------------------------------------------------------
+
+    def _dispatch(self, activation: Activation) -> None:
+        spec = activation.run.spec
+        try:
+            if spec.in_process:
+                activation.future = spec.executor.submit(self._run_local, activation)
+            else:
+                from routilux_kernel.remote import submit_remote
+
+                activation.future = submit_remote(self, activation)
+        except Exception as exc:
+            error = ExecutorError(
+                f"executor {spec.executor.name!r} refused routine {spec.routine_id!r} of job "
+                f"{self.job_state.job_id}: {type(exc).__name__}: {exc}"
+            )
+            error.__cause__ = exc
+            self._finish(activation, error)
+
+    def _run_local(self, activation: Activation) -> None:
+        """Worker side of an in-process activation."""
+        if self.closed:  # cancelled or failed while queued
+            self._finish(activation, None)
+            return
+        state = self.job_state
+        run = activation.run
+        routine_id = run.spec.routine_id
+        hooks = self.hooks
+        error: BaseException | None = None
+        token = current_activation.set(run.context)
+        try:
+            with logger.contextualize(job_id=state.job_id, routine_id=routine_id):
+                if hooks.routine_started is not None:
+                    hooks.routine_started(job_state=state, routine_id=routine_id)
+                if hooks.run_activation is not None:
+                    hooks.run_activation(activation=activation)
+                else:
+                    run.spec.routine.get_logic()(
+                        activation.slot_data, activation.policy_message, state
+                    )
+        except BaseException as exc:  # noqa: BLE001 - every failure goes to the error strategy
+            error = exc
+        finally:
+            current_activation.reset(token)
+        if hooks.routine_finished is not None:
+            hooks.notify(
+                hooks.routine_finished, job_state=state, routine_id=routine_id, error=error
+            )
+        self._finish(activation, error)
+
+    # -- routing -------------------------------------------------------------------------
+
+    def route_emit(self, routine_id: str, event: str, data: dict[str, Any]) -> None:
+        """Put ``data`` in every slot connected to ``routine_id``'s ``event``."""
+        state = self.job_state
+        if self.hooks.event_emitted is not None:
+            self.hooks.notify(
+                self.hooks.event_emitted,
+                job_state=state,
+                routine_id=routine_id,
+                event=event,
+                data=data,
+            )
+        targets = self.plan.routes.get((routine_id, event))
+        if not targets:
+            return
+        ready = []
+        with self.lock:
+            if self.closed:
+                state.record(routine_id, "emit_after_end", event)
+                return
+            self._wait_for_room(routine_id, event, targets)
+            if self.closed:
+                return
+            for target_id, slot in targets:
+                run = self._run_of(target_id)
+                if run.skipped:
+                    state.unconsumed.setdefault(target_id, {}).setdefault(slot, []).append(data)
+                    continue
+                run.queues._append(slot, data)
+                if not run.busy:
+                    activation = self._decide(run)
+                    if activation is not None:
+                        ready.append(activation)
+        for activation in ready:
+            self._dispatch(activation)
+        if self._needs_finalize:
+            self._finalize()
+
+    def _wait_for_room(
+        self, source_id: str, event: str, targets: tuple[tuple[str, str], ...]
+    ) -> None:
+        """Refuse (or block) the whole emit if any target slot is full: all or nothing."""
+        for target_id, slot in targets:
+            run = self._run_of(target_id)
+            spec_slot = run.spec.slots[slot]
+            if run.skipped or run.queues._length(slot) < spec_slot.max_queue_length:
+                continue
+            if spec_slot.on_full == "block":
+                deadline = time.monotonic() + spec_slot.block_timeout
+                self._blocked += 1
+                try:
+                    while run.queues._length(slot) >= spec_slot.max_queue_length:
+                        remaining = deadline - time.monotonic()
+                        if self.closed or remaining <= 0 or not self._room.wait(remaining):
+                            break
+                finally:
+                    self._blocked -= 1
+                if self.closed or run.queues._length(slot) < spec_slot.max_queue_length:
+                    continue
+            raise SlotFullError(
+                f"slot {slot!r} of routine {target_id!r} is full ({spec_slot.max_queue_length} "
+                f"items) in job {self.job_state.job_id} of flow {self.plan.flow.flow_id!r}; "
+                f"the emit of {source_id!r}.{event} was refused and nothing was delivered. "
+                "Raise max_queue_length or use on_full='block'"
+            )
+
+    # -- finishing -----------------------------------------------------------------------
+
+    def _finish(self, activation: Activation, error: BaseException | None) -> None:
+        """End an activation: error strategy, next decision for the routine, job completion."""
+        if error is not None and not self.closed and self._handle_error(activation, error):
+            return  # a retry is scheduled; the activation stays in flight
+        run = activation.run
+        next_activation = None
+        with self.lock:
+            run.busy = False
+            self._active.discard(activation)
+            if not self.closed:
+                next_activation = self._decide(run)
+            ready = self._release_locked()
+        if next_activation is not None:
+            self._dispatch(next_activation)
+        for other in ready:
+            self._dispatch(other)
+        if self._needs_finalize:
+            self._finalize()
+
+    def _release(self) -> None:
+        with self.lock:
+            ready = self._release_locked()
+        for activation in ready:
+            self._dispatch(activation)
+        if self._needs_finalize:
+            self._finalize()
+
+    def _release_locked(self) -> list[Activation]:
+        """Drop one in-flight unit; at zero, give idle policies a last say, else complete."""
+        self.in_flight -= 1
+        if self.in_flight or self.closed:
+            return []
+        ready = []
+        for run in self.runs.values():
+            if run.busy or run.skipped or not run.queues.any_ready():
+                continue
+            policy = run.spec.routine._activation_policy or DEFAULT_POLICY
+            on_idle = getattr(policy, "on_idle", None)
+            if on_idle is None:
+                continue
+            try:
+                activate, data, message = on_idle(run.queues, self.job_state)
+            except Exception as exc:
+                self._policy_failed(run, policy, exc)
+                return []
+            if activate:
+                activation = self._activation_locked(run, data, message, policy)
+                if activation is not None:
+                    ready.append(activation)
+        if not ready and not self.closed:
+            self._close_locked(ExecutionStatus.COMPLETED)
+        return ready
+
+    def _handle_error(self, activation: Activation, error: BaseException) -> bool:
+        """Apply the error strategy; True when a retry was scheduled."""
+        state = self.job_state
+        routine_id = activation.run.spec.routine_id
+        handler = self._handler_for(activation.run.spec.routine)
+        decision = self._decide_error(activation, error, handler)
+        entry = {
+            "routine_id": routine_id,
+            "error_type": type(error).__name__,
+            "error": str(error),
+            "action": str(decision.action),
+            "attempt": activation.attempt,
+            "time": time.time(),
+        }
+        state.record(routine_id, "error", entry)
+        logger.debug(
+            "job {} routine {} raised {!r}: {}", state.job_id, routine_id, error, decision.action
+        )
+        if decision.action is ErrorAction.RETRY:
+            activation.attempt += 1
+            with self.lock:
+                if self.closed:
+                    return False
+                handle = self.runtime._timers.schedule(
+                    decision.delay, lambda timer: self._retry(activation, timer)
+                )
+                self._timers.add(handle)
+            return True
+        with self.lock:
+            if decision.action is ErrorAction.STOP:
+                if decision.reason:
+                    entry["reason"] = decision.reason
+                state.errors.append(entry)
+                self._close_locked(ExecutionStatus.FAILED, error, routine_id)
+            elif decision.action is ErrorAction.SKIP:
+                state.errors.append(entry)
+                activation.run.skipped = True
+                state.skipped_routines.add(routine_id)
+                left = activation.run.queues._drain()
+                if left:
+                    state.unconsumed.setdefault(routine_id, {}).update(left)
+            else:
+                state.errors.append(entry)
+        return False
+
+    def _handler_for(self, routine: Routine) -> ErrorHandler:
+        return (
+            routine.get_error_handler()
+            or self.plan.flow.error_handler
+            or self.runtime.default_error_handler
+            or DEFAULT_ERROR_HANDLER
+        )
+
+    def _decide_error(
+        self, activation: Activation, error: BaseException, handler: ErrorHandler
+    ) -> ErrorDecision:
+        routine_id = activation.run.spec.routine_id
+        try:
+            strategy = self.runtime.registries.error_strategies.get(handler.strategy_name)
+        except LookupError as exc:
+            return ErrorDecision(ErrorAction.STOP, reason=f"routine {routine_id!r}: {exc}")
+        failure = ActivationFailure(
+            error, routine_id, self.job_state, handler, strategy, activation.attempt
+        )
+        try:
+            decision = self.hooks.decide_error(failure=failure)
+        except Exception as exc:
+            logger.opt(exception=True).error("decide_error hook raised")
+            return ErrorDecision(ErrorAction.STOP, reason=f"decide_error hook raised {exc!r}")
+        if not isinstance(decision, ErrorDecision):
+            return ErrorDecision(
+                ErrorAction.STOP, reason=f"error strategy returned {decision!r}, not ErrorDecision"
+            )
+        return decision
+
+    def _retry(self, activation: Activation, handle: TimerHandle) -> None:
+        with self.lock:
+            self._timers.discard(handle)
+            closed = self.closed
+        if closed:
+            self._finish(activation, None)
+            return
+        self.job_state.record(activation.run.spec.routine_id, "retry", activation.attempt)
+        self._dispatch(activation)
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _request_wake(self, run: RoutineRun, delay: float) -> None:
+        """A policy asked to be called again in ``delay`` seconds (caller holds the lock)."""
+        if self.closed:
+            return
+        if run.wake is not None:
+            if run.wake.deadline <= time.monotonic() + delay:
+                return
+            run.wake.cancel()
+            self._timers.discard(run.wake)
+        else:
+            self.in_flight += 1  # a pending wake-up keeps the job open
+        handle = self.runtime._timers.schedule(delay, lambda timer: self._on_wake(run, timer))
+        run.wake = handle
+        self._timers.add(handle)
+
+    def _on_wake(self, run: RoutineRun, handle: TimerHandle) -> None:
+        with self.lock:
+            if run.wake is not handle:
+                return
+            run.wake = None
+            self._timers.discard(handle)
+            activation = self._decide(run)
+            ready = self._release_locked()
+        if activation is not None:
+            self._dispatch(activation)
+        for other in ready:
+            self._dispatch(other)
+        if self._needs_finalize:
+            self._finalize()
+
+    def _on_timeout(self, handle: TimerHandle) -> None:
+        with self.lock:
+            self._close_locked(
+                ExecutionStatus.FAILED,
+                JobTimeoutError(
+                    f"job {self.job_state.job_id} of flow {self.plan.flow.flow_id!r} timed out "
+                    f"after {self._timeout}s"
+                ),
+            )
+        if self._needs_finalize:
+            self._finalize()
+
+    # -- ending --------------------------------------------------------------------------
+
+    def cancel(self, reason: str = "cancelled by cancel_job") -> bool:
+        with self.lock:
+            if self.closed:
+                return False
+            self._close_locked(ExecutionStatus.CANCELLED, JobCancelledError(reason))
+        self._finalize()
+        return True
+
+    def _close_locked(
+        self, status: ExecutionStatus, error: BaseException | None = None, routine_id: str | None = None
+    ) -> None:
+        """Make the job terminal: nothing new is scheduled; queued data is recorded."""
+        if self.closed:
+            return
+        self.closed = True
+        state = self.job_state
+        state.status = status
+        state.error = error
+        state.error_routine_id = routine_id
+        state.finished_at = time.time()
+        if status is not ExecutionStatus.COMPLETED:
+            state._cancel_requested = True
+        for run_id, run in self.runs.items():
+            left = run.queues._drain()
+            if left:
+                state.unconsumed.setdefault(run_id, {}).update(left)
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        for activation in self._active:
+            future = activation.future
+            if future is not None:
+                activation.run.spec.executor.cancel(future)
+        if self._blocked:
+            self._room.notify_all()
+        self._needs_finalize = True
+
+    def _finalize(self) -> None:
+        """Tell hooks, waiters and the runtime, exactly once, outside the lock."""
+        with self.lock:
+            if self._finalized or not self._needs_finalize:
+                return
+            self._finalized = True
+        state = self.job_state
+        if self.hooks.job_finished is not None:
+            self.hooks.notify(self.hooks.job_finished, job_state=state, flow=self.plan.flow)
+        state._done.set()
+        self.runtime._job_finished(self)

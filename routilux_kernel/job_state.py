@@ -1,0 +1,175 @@
+"""JobState: everything one job owns: status, routine states, shared data, history."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from enum import StrEnum
+from typing import Any
+
+from routilux_kernel._context import current_activation
+
+#: How many history entries a job keeps (oldest dropped first).
+HISTORY_LIMIT = 1000
+
+
+class ExecutionStatus(StrEnum):
+    """Status of a job; compares and prints as its lower-case name."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
+)
+
+
+class JobState:
+    """The state of one job of a flow. Every method is thread-safe.
+
+    Routine logic receives it as its third argument. ``shared_data`` (a dict) and
+    ``shared_log`` (a list) are job-wide; routine states are dicts merged by
+    :meth:`update_routine_state`.
+    """
+
+    def __init__(self, flow_id: str, job_id: str | None = None) -> None:
+        self.job_id: str = job_id or uuid.uuid4().hex
+        self.flow_id: str = flow_id
+        self.status: ExecutionStatus = ExecutionStatus.PENDING
+        self.error: BaseException | None = None
+        #: Routine id whose failure ended the job, when one did.
+        self.error_routine_id: str | None = None
+        self.created_at: float = time.time()
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.shared_data: dict[str, Any] = {}
+        self.shared_log: list[Any] = []
+        #: Errors recorded without ending the job (CONTINUE, SKIP, exhausted retries).
+        self.errors: list[dict[str, Any]] = []
+        #: Data still queued in slots when the job ended: {routine_id: {slot: [item, ...]}}.
+        self.unconsumed: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        #: Routines taken out of this job by the SKIP strategy.
+        self.skipped_routines: set[str] = set()
+        self.history: deque[tuple[float, str, str, Any]] = deque(maxlen=HISTORY_LIMIT)
+        self._routine_states: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._cancel_requested = False
+
+    # -- routine state -------------------------------------------------------------------
+
+    @property
+    def current_routine_id(self) -> str | None:
+        """Id of the routine whose logic is running in this thread for this job, else None."""
+        ctx = current_activation.get()
+        if ctx is not None and ctx.job_state is self:
+            return ctx.routine_id
+        return None
+
+    def get_routine_state(self, routine_id: str, default: Any = None) -> Any:
+        """A copy of the routine's state dict, or ``default`` if it has none yet."""
+        with self._lock:
+            state = self._routine_states.get(routine_id)
+            return dict(state) if state is not None else default
+
+    def update_routine_state(self, routine_id: str, updates: dict[str, Any]) -> None:
+        """Merge ``updates`` into the routine's state (keys not named are kept)."""
+        if not isinstance(updates, dict):
+            raise TypeError(
+                f"update_routine_state({routine_id!r}, ...) takes a dict, "
+                f"got {type(updates).__name__}"
+            )
+        with self._lock:
+            self._routine_states.setdefault(routine_id, {}).update(updates)
+
+    @property
+    def routine_states(self) -> dict[str, dict[str, Any]]:
+        """A copy of every routine's state."""
+        with self._lock:
+            return {key: dict(value) for key, value in self._routine_states.items()}
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once the job was cancelled or timed out; long-running logic should return."""
+        return self._cancel_requested
+
+    @property
+    def is_finished(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job reaches a terminal status; False if ``timeout`` ran out."""
+        return self._done.wait(timeout)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish (or to now while running)."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at if self.finished_at is not None else time.time()
+        return end - self.started_at
+
+    def record(self, routine_id: str, kind: str, detail: Any = None) -> None:
+        """Append one entry to the bounded execution history."""
+        self.history.append((time.time(), routine_id, kind, detail))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly snapshot (errors as text)."""
+        with self._lock:
+            states = {key: dict(value) for key, value in self._routine_states.items()}
+        return {
+            "job_id": self.job_id,
+            "flow_id": self.flow_id,
+            "status": str(self.status),
+            "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
+            "error_routine_id": self.error_routine_id,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "routine_states": states,
+            "shared_data": dict(self.shared_data),
+            "shared_log": list(self.shared_log),
+            "errors": [dict(entry) for entry in self.errors],
+            "unconsumed": {
+                rid: {slot: list(items) for slot, items in slots.items()}
+                for rid, slots in self.unconsumed.items()
+            },
+            "skipped_routines": sorted(self.skipped_routines),
+            "history": [
+                {"time": t, "routine_id": rid, "kind": kind, "detail": detail}
+                for t, rid, kind, detail in list(self.history)
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobState:
+        """Rebuild a saved job (from :meth:`to_dict`) so ``Runtime.exec(job_state=...)`` resumes it.
+
+        Routine states, shared data and log, and data left in slots come back; the
+        status starts over as pending.
+        """
+        state = cls(data["flow_id"], job_id=data.get("job_id"))
+        state._routine_states = {k: dict(v) for k, v in data.get("routine_states", {}).items()}
+        state.shared_data = dict(data.get("shared_data", {}))
+        state.shared_log = list(data.get("shared_log", []))
+        state.errors = [dict(e) for e in data.get("errors", [])]
+        state.unconsumed = {
+            rid: {slot: list(items) for slot, items in slots.items()}
+            for rid, slots in data.get("unconsumed", {}).items()
+        }
+        return state
+
+    def __repr__(self) -> str:
+        return f"<JobState {self.job_id} flow={self.flow_id!r} status={self.status}>"
