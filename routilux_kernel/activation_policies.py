@@ -24,14 +24,15 @@ _NO: Decision = (False, None, None)
 class SlotQueues:
     """The queued data of one routine in one job, as its activation policy sees it."""
 
-    __slots__ = ("_queues", "state", "_wake", "_names")
+    __slots__ = ("_queues", "state", "_names", "requested_wake")
 
-    def __init__(self, names: tuple[str, ...], wake: Callable[[float], None]) -> None:
+    def __init__(self, names: tuple[str, ...]) -> None:
         self._names = names
         self._queues: dict[str, deque[dict[str, Any]]] = {name: deque() for name in names}
         #: Per-job scratch space for the policy (e.g. the time of the last activation).
         self.state: dict[str, Any] = {}
-        self._wake = wake
+        #: The last delay passed to :meth:`wake_after` (useful when testing a policy alone).
+        self.requested_wake: float | None = None
 
     @property
     def slot_names(self) -> tuple[str, ...]:
@@ -87,7 +88,11 @@ class SlotQueues:
 
         The job does not complete while a wake-up is pending, so queued data is never stranded.
         """
-        self._wake(seconds)
+        self.requested_wake = seconds
+        self._on_wake_request(seconds)
+
+    def _on_wake_request(self, seconds: float) -> None:
+        """Overridden by the scheduler's per-job subclass; a bare SlotQueues only records it."""
 
     def _append(self, slot: str, item: dict[str, Any]) -> None:
         self._queues[slot].append(item)

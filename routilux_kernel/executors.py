@@ -42,6 +42,14 @@ class Executor(ABC):
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` and return its future."""
 
+    def dispatch(self, fn: Callable[[Any], Any], argument: Any, /) -> None:
+        """Run ``fn(argument)`` without a future: the kernel's path for in-process executors.
+
+        The kernel tracks completion itself, so an executor may override this with a cheaper
+        path than :meth:`submit`. Exceptions from ``fn`` are the kernel's to handle.
+        """
+        self.submit(fn, argument)
+
     def cancel(self, future: Future[Any], force: bool = False) -> bool:
         """Cancel work; True only if it will not run (or, with ``force``, was stopped)."""
         return future.cancel()

@@ -64,7 +64,8 @@ class Flow:
             routine_id = f"{base}_{n}"
         if not isinstance(routine_id, str) or not routine_id.strip():
             raise FlowValidationError(
-                f"flow {self.flow_id!r}: a routine id must be a non-empty string, got {routine_id!r}"
+                f"flow {self.flow_id!r}: a routine id must be a non-empty string, "
+                f"got {routine_id!r}"
             )
         if routine_id in self.routines:
             existing = type(self.routines[routine_id]).__name__

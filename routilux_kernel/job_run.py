@@ -44,34 +44,30 @@ if TYPE_CHECKING:
     from routilux_kernel.runtime import Runtime
 
 
-class RoutineRun:
-    """A routine's per-job scheduling state: its queues and whether it is running."""
+class RoutineRun(SlotQueues):
+    """A routine's state in one job: its slot queues (the policy's view), whether it is
+    running, and the activation context its logic's ``emit`` calls go through."""
 
-    __slots__ = ("spec", "queues", "busy", "skipped", "wake", "context")
+    __slots__ = ("job", "job_state", "spec", "routine_id", "routine", "busy", "skipped", "wake")
 
     def __init__(self, job: JobRun, spec: RoutineSpec) -> None:
+        SlotQueues.__init__(self, spec.slot_names)
+        self.job = job
+        self.job_state = job.job_state
         self.spec = spec
-        self.queues = SlotQueues(spec.slot_names, lambda delay: job._request_wake(self, delay))
+        self.routine_id = spec.routine_id
+        self.routine = spec.routine
         self.busy = False
         self.skipped = False
         self.wake: TimerHandle | None = None
-        self.context = LocalContext(job, spec)
-
-
-class LocalContext:
-    """The activation context of a routine running in this process: emits route at once."""
-
-    __slots__ = ("job", "job_state", "routine_id", "routine")
-
-    def __init__(self, job: JobRun, spec: RoutineSpec) -> None:
-        self.job = job
-        self.job_state = job.job_state
-        self.routine_id = spec.routine_id
-        self.routine = spec.routine
 
     def emit(self, routine: Routine, event: str, data: dict[str, Any]) -> None:
+        """Route an emit of the running logic (the in-process ActivationContext)."""
         routine_id = self.routine_id if routine is self.routine else self.job.id_of(routine)
         self.job.route_emit(routine_id, event, data)
+
+    def _on_wake_request(self, seconds: float) -> None:
+        self.job._request_wake(self, seconds)
 
 
 class Activation:
@@ -120,13 +116,13 @@ class JobRun:
         self.job_state = job_state
         self.hooks = runtime._hooks
         self.lock = threading.Lock()
-        self._room = threading.Condition(self.lock)  # emitters blocked on a full slot wait here
+        self._room: threading.Condition | None = None  # made when an emitter must wait for room
         self._blocked = 0
         self.runs: dict[str, RoutineRun] = {}
         self.in_flight = 0
         self.closed = False
         self._needs_finalize = False
-        self._finalized = False
+        self._finalize_claim = threading.Lock()  # acquired once, by whoever finalizes
         self._active: set[Activation] = set()
         self._timers: set[TimerHandle] = set()
         self._timeout = timeout
@@ -143,24 +139,27 @@ class JobRun:
             self.hooks.notify(self.hooks.job_started, job_state=state, flow=self.plan.flow)
         if self._timeout is not None:
             self._timeout_handle = self.runtime._timers.schedule(self._timeout, self._on_timeout)
-        ready = []
+        ready: list[Activation] = []
         with self.lock:
-            self.in_flight += 1  # held until every entry is delivered
             resumed, state.unconsumed = state.unconsumed, {}
             for routine_id, slots in resumed.items():
                 run = self._run_of(routine_id)
                 for slot, items in slots.items():
                     for item in items:
-                        run.queues._append(slot, item)
+                        run._append(slot, item)
             for routine_id, slot in entries:
-                self._run_of(routine_id).queues._append(slot, dict(params))
+                self._run_of(routine_id)._append(slot, dict(params))
             for run in self.runs.values():
                 activation = self._decide(run)
                 if activation is not None:
                     ready.append(activation)
+            if not self.in_flight:  # nothing wanted to run: complete (or fail) right away
+                self.in_flight = 1
+                ready.extend(self._release_locked())
         for activation in ready:
             self._dispatch(activation)
-        self._release()
+        if self._needs_finalize:
+            self._finalize()
 
     def _run_of(self, routine_id: str) -> RoutineRun:
         run = self.runs.get(routine_id)
@@ -185,7 +184,7 @@ class JobRun:
             return None
         policy = run.spec.routine._activation_policy or DEFAULT_POLICY
         try:
-            activate, data, message = policy(run.queues, self.job_state)
+            activate, data, message = policy(run, self.job_state)
         except Exception as exc:
             self._policy_failed(run, policy, exc)
             return None
@@ -205,7 +204,7 @@ class JobRun:
         self.in_flight += 1
         activation = Activation(self, run, data, message)
         self._active.add(activation)
-        if self._blocked:
+        if self._blocked and self._room is not None:
             self._room.notify_all()
         return activation
 
@@ -224,7 +223,7 @@ class JobRun:
         spec = activation.run.spec
         try:
             if spec.in_process:
-                activation.future = spec.executor.submit(self._run_local, activation)
+                spec.executor.dispatch(self._run_local, activation)
             else:
                 from routilux_kernel.remote import submit_remote
 
@@ -247,7 +246,7 @@ class JobRun:
         routine_id = run.spec.routine_id
         hooks = self.hooks
         error: BaseException | None = None
-        token = current_activation.set(run.context)
+        token = current_activation.set(run)
         try:
             with logger.contextualize(job_id=state.job_id, routine_id=routine_id):
                 if hooks.routine_started is not None:
@@ -297,7 +296,7 @@ class JobRun:
                 if run.skipped:
                     state.unconsumed.setdefault(target_id, {}).setdefault(slot, []).append(data)
                     continue
-                run.queues._append(slot, data)
+                run._append(slot, data)
                 if not run.busy:
                     activation = self._decide(run)
                     if activation is not None:
@@ -314,19 +313,21 @@ class JobRun:
         for target_id, slot in targets:
             run = self._run_of(target_id)
             spec_slot = run.spec.slots[slot]
-            if run.skipped or run.queues._length(slot) < spec_slot.max_queue_length:
+            if run.skipped or run._length(slot) < spec_slot.max_queue_length:
                 continue
             if spec_slot.on_full == "block":
+                if self._room is None:
+                    self._room = threading.Condition(self.lock)
                 deadline = time.monotonic() + spec_slot.block_timeout
                 self._blocked += 1
                 try:
-                    while run.queues._length(slot) >= spec_slot.max_queue_length:
+                    while run._length(slot) >= spec_slot.max_queue_length:
                         remaining = deadline - time.monotonic()
                         if self.closed or remaining <= 0 or not self._room.wait(remaining):
                             break
                 finally:
                     self._blocked -= 1
-                if self.closed or run.queues._length(slot) < spec_slot.max_queue_length:
+                if self.closed or run._length(slot) < spec_slot.max_queue_length:
                     continue
             raise SlotFullError(
                 f"slot {slot!r} of routine {target_id!r} is full ({spec_slot.max_queue_length} "
@@ -356,14 +357,6 @@ class JobRun:
         if self._needs_finalize:
             self._finalize()
 
-    def _release(self) -> None:
-        with self.lock:
-            ready = self._release_locked()
-        for activation in ready:
-            self._dispatch(activation)
-        if self._needs_finalize:
-            self._finalize()
-
     def _release_locked(self) -> list[Activation]:
         """Drop one in-flight unit; at zero, give idle policies a last say, else complete."""
         self.in_flight -= 1
@@ -371,14 +364,14 @@ class JobRun:
             return []
         ready = []
         for run in self.runs.values():
-            if run.busy or run.skipped or not run.queues.any_ready():
+            if run.busy or run.skipped or not run.any_ready():
                 continue
             policy = run.spec.routine._activation_policy or DEFAULT_POLICY
             on_idle = getattr(policy, "on_idle", None)
             if on_idle is None:
                 continue
             try:
-                activate, data, message = on_idle(run.queues, self.job_state)
+                activate, data, message = on_idle(run, self.job_state)
             except Exception as exc:
                 self._policy_failed(run, policy, exc)
                 return []
@@ -428,7 +421,7 @@ class JobRun:
                 state.errors.append(entry)
                 activation.run.skipped = True
                 state.skipped_routines.add(routine_id)
-                left = activation.run.queues._drain()
+                left = activation.run._drain()
                 if left:
                     state.unconsumed.setdefault(routine_id, {}).update(left)
             else:
@@ -530,7 +523,10 @@ class JobRun:
         return True
 
     def _close_locked(
-        self, status: ExecutionStatus, error: BaseException | None = None, routine_id: str | None = None
+        self,
+        status: ExecutionStatus,
+        error: BaseException | None = None,
+        routine_id: str | None = None,
     ) -> None:
         """Make the job terminal: nothing new is scheduled; queued data is recorded."""
         if self.closed:
@@ -544,7 +540,7 @@ class JobRun:
         if status is not ExecutionStatus.COMPLETED:
             state._cancel_requested = True
         for run_id, run in self.runs.items():
-            left = run.queues._drain()
+            left = run._drain()
             if left:
                 state.unconsumed.setdefault(run_id, {}).update(left)
         for handle in self._timers:
@@ -552,22 +548,20 @@ class JobRun:
         self._timers.clear()
         if self._timeout_handle is not None:
             self._timeout_handle.cancel()
-        for activation in self._active:
+        for activation in self._active:  # queued in-process work sees ``closed`` and returns
             future = activation.future
             if future is not None:
                 activation.run.spec.executor.cancel(future)
-        if self._blocked:
+        if self._blocked and self._room is not None:
             self._room.notify_all()
         self._needs_finalize = True
 
     def _finalize(self) -> None:
         """Tell hooks, waiters and the runtime, exactly once, outside the lock."""
-        with self.lock:
-            if self._finalized or not self._needs_finalize:
-                return
-            self._finalized = True
+        if not self._finalize_claim.acquire(blocking=False):
+            return
         state = self.job_state
         if self.hooks.job_finished is not None:
             self.hooks.notify(self.hooks.job_finished, job_state=state, flow=self.plan.flow)
-        state._done.set()
+        state._mark_done()
         self.runtime._job_finished(self)

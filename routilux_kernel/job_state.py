@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-import uuid
 from collections import deque
 from enum import StrEnum
 from typing import Any
@@ -43,7 +43,7 @@ class JobState:
     """
 
     def __init__(self, flow_id: str, job_id: str | None = None) -> None:
-        self.job_id: str = job_id or uuid.uuid4().hex
+        self.job_id: str = job_id or os.urandom(16).hex()
         self.flow_id: str = flow_id
         self.status: ExecutionStatus = ExecutionStatus.PENDING
         self.error: BaseException | None = None
@@ -63,7 +63,11 @@ class JobState:
         self.history: deque[tuple[float, str, str, Any]] = deque(maxlen=HISTORY_LIMIT)
         self._routine_states: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._done = threading.Event()
+        # Held from creation until the job ends; waiters pass through it once released.
+        # (Cheaper to create than a threading.Event, and a job is created per exec.)
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._finished = False
         self._cancel_requested = False
 
     # -- routine state -------------------------------------------------------------------
@@ -107,11 +111,30 @@ class JobState:
 
     @property
     def is_finished(self) -> bool:
-        return self._done.is_set()
+        """True once the job reached a terminal status."""
+        return self._finished
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job reaches a terminal status; False if ``timeout`` ran out."""
-        return self._done.wait(timeout)
+        if self._finished:
+            return True
+        if timeout is None:
+            acquired = self._done.acquire()
+        else:
+            acquired = self._done.acquire(timeout=max(0.0, timeout))
+        if acquired:
+            self._done.release()
+            return True
+        return self._finished
+
+    def _mark_done(self) -> None:
+        self._finished = True
+        self._done.release()
+
+    def _reset_for_resume(self) -> None:
+        if self._finished:
+            self._done.acquire()
+            self._finished = False
 
     @property
     def duration(self) -> float | None:

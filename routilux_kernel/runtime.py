@@ -63,7 +63,9 @@ class Runtime:
             raise ValueError(f"max_retained_jobs must be an int >= 0, got {max_retained_jobs!r}")
         plugins = list(plugins)
         if plugin_manager is None:
-            plugin_manager = create_plugin_manager(plugins=plugins) if plugins else get_plugin_manager()
+            plugin_manager = (
+                create_plugin_manager(plugins=plugins) if plugins else get_plugin_manager()
+            )
         else:
             for plugin in plugins:
                 plugin_manager.register(plugin)
@@ -115,7 +117,9 @@ class Runtime:
                 f"got {type(entry_params).__name__}"
             )
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-            raise ValueError(f"exec({flow.flow_id!r}): timeout must be > 0 seconds, got {timeout!r}")
+            raise ValueError(
+                f"exec({flow.flow_id!r}): timeout must be > 0 seconds, got {timeout!r}"
+            )
         plan = self._plan_for(flow)
         entries = self._entries(plan, entry_routine_id)
         if job_state is None:
@@ -123,7 +127,7 @@ class Runtime:
         elif job_state.status is ExecutionStatus.RUNNING or job_state.job_id in self._active:
             raise ValueError(f"job {job_state.job_id} is still running; it cannot be resumed")
         else:
-            job_state._done.clear()
+            job_state._reset_for_resume()
             job_state._cancel_requested = False
             job_state.status = ExecutionStatus.PENDING
             job_state.error = None
@@ -132,7 +136,9 @@ class Runtime:
         run = JobRun(self, plan, job_state, timeout)
         with self._lock:
             if self._shut_down:
-                raise RuntimeShutDownError("this Runtime was shut down; create a new one to run jobs")
+                raise RuntimeShutDownError(
+                    "this Runtime was shut down; create a new one to run jobs"
+                )
             self._active[job_state.job_id] = run
             self._finished.pop(job_state.job_id, None)
         run.start(entries, entry_params)

@@ -56,7 +56,9 @@ class FlowRegistry:
         flow = self.get(name_or_id)
         if flow is None:
             known = ", ".join(repr(n) for n in self.list_names()) or "none"
-            raise FlowNotFoundError(f"no flow named {name_or_id!r} is registered; registered: {known}")
+            raise FlowNotFoundError(
+                f"no flow named {name_or_id!r} is registered; registered: {known}"
+            )
         return flow
 
     def list_names(self) -> list[str]:
