@@ -18,6 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+try:  # loguru's own context variable: binding through it skips contextualize()'s global lock
+    from loguru._logger import context as _log_context
+except ImportError:  # pragma: no cover - a loguru without it falls back to contextualize()
+    _log_context = None
+
 from routilux_kernel._context import current_activation
 from routilux_kernel._plan import FlowPlan, RoutineSpec
 from routilux_kernel._timers import TimerHandle
@@ -247,25 +252,43 @@ class JobRun:
         hooks = self.hooks
         error: BaseException | None = None
         token = current_activation.set(run)
+        # Bind job_id/routine_id for every loguru record made inside the logic (ours and the
+        # user's). contextualize() takes loguru's process-wide lock twice per call, which all
+        # workers contend on; setting the same context variable directly is equivalent.
+        log_token = (
+            _log_context.set(
+                {**_log_context.get(), "job_id": state.job_id, "routine_id": routine_id}
+            )
+            if _log_context is not None
+            else None
+        )
         try:
-            with logger.contextualize(job_id=state.job_id, routine_id=routine_id):
-                if hooks.routine_started is not None:
-                    hooks.routine_started(job_state=state, routine_id=routine_id)
-                if hooks.run_activation is not None:
-                    hooks.run_activation(activation=activation)
-                else:
-                    run.spec.routine.get_logic()(
-                        activation.slot_data, activation.policy_message, state
-                    )
+            if log_token is None:
+                with logger.contextualize(job_id=state.job_id, routine_id=routine_id):
+                    self._call_logic(activation)
+            else:
+                self._call_logic(activation)
         except BaseException as exc:  # noqa: BLE001 - every failure goes to the error strategy
             error = exc
         finally:
+            if log_token is not None:
+                _log_context.reset(log_token)
             current_activation.reset(token)
         if hooks.routine_finished is not None:
             hooks.notify(
                 hooks.routine_finished, job_state=state, routine_id=routine_id, error=error
             )
         self._finish(activation, error)
+
+    def _call_logic(self, activation: Activation) -> None:
+        run = activation.run
+        hooks = self.hooks
+        if hooks.routine_started is not None:
+            hooks.routine_started(job_state=self.job_state, routine_id=run.routine_id)
+        if hooks.run_activation is not None:
+            hooks.run_activation(activation=activation)
+        else:
+            run.routine.get_logic()(activation.slot_data, activation.policy_message, self.job_state)
 
     # -- routing -------------------------------------------------------------------------
 
@@ -288,11 +311,15 @@ class JobRun:
             if self.closed:
                 state.record(routine_id, "emit_after_end", event)
                 return
-            self._wait_for_room(routine_id, event, targets)
-            if self.closed:
-                return
             for target_id, slot in targets:
                 run = self._run_of(target_id)
+                if run._length(slot) >= run.spec.slots[slot].max_queue_length:
+                    self._wait_for_room(routine_id, event, targets)
+                    if self.closed:
+                        return
+                    break
+            for target_id, slot in targets:
+                run = self.runs[target_id]
                 if run.skipped:
                     state.unconsumed.setdefault(target_id, {}).setdefault(slot, []).append(data)
                     continue
@@ -347,7 +374,7 @@ class JobRun:
         with self.lock:
             run.busy = False
             self._active.discard(activation)
-            if not self.closed:
+            if not self.closed and run.any_ready():
                 next_activation = self._decide(run)
             ready = self._release_locked()
         if next_activation is not None:

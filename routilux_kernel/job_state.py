@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -13,6 +14,25 @@ from routilux_kernel._context import current_activation
 
 #: How many history entries a job keeps (oldest dropped first).
 HISTORY_LIMIT = 1000
+
+# Job ids: a random per-process prefix plus a counter, 32 hex digits. One urandom call per
+# job would be a system call that hands the GIL away on every exec.
+_id_prefix = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
+def _renew_id_prefix() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix = os.urandom(8).hex()
+    _id_counter = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_renew_id_prefix)
+
+
+def new_job_id() -> str:
+    """A process-unique, unguessable-enough id (random prefix + counter)."""
+    return f"{_id_prefix}{next(_id_counter):016x}"
 
 
 class ExecutionStatus(StrEnum):
@@ -43,7 +63,7 @@ class JobState:
     """
 
     def __init__(self, flow_id: str, job_id: str | None = None) -> None:
-        self.job_id: str = job_id or os.urandom(16).hex()
+        self.job_id: str = job_id or new_job_id()
         self.flow_id: str = flow_id
         self.status: ExecutionStatus = ExecutionStatus.PENDING
         self.error: BaseException | None = None

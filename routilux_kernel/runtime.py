@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import pluggy
-from loguru import logger
 
 from routilux_kernel._hooks import HookSet
 from routilux_kernel._plan import FlowPlan, build_plan
@@ -26,7 +25,7 @@ from routilux_kernel.flow import TRIGGER_SLOT, Flow
 from routilux_kernel.job_run import JobRun
 from routilux_kernel.job_state import ExecutionStatus, JobState
 from routilux_kernel.monitoring.flow_registry import FlowRegistry
-from routilux_kernel.plugins import create_plugin_manager, get_plugin_manager, registries_for
+from routilux_kernel.plugins import get_plugin_manager, plugin_manager_with, registries_for
 from routilux_kernel.routine import Routine
 
 #: Finished jobs kept queryable by default (oldest forgotten first).
@@ -61,14 +60,10 @@ class Runtime:
             raise ValueError(f"thread_pool_size must be an int >= 1, got {thread_pool_size!r}")
         if not isinstance(max_retained_jobs, int) or max_retained_jobs < 0:
             raise ValueError(f"max_retained_jobs must be an int >= 0, got {max_retained_jobs!r}")
+        # Hook objects given here go in a copy of the manager, so they apply to this runtime only.
         plugins = list(plugins)
-        if plugin_manager is None:
-            plugin_manager = (
-                create_plugin_manager(plugins=plugins) if plugins else get_plugin_manager()
-            )
-        else:
-            for plugin in plugins:
-                plugin_manager.register(plugin)
+        base = plugin_manager if plugin_manager is not None else get_plugin_manager()
+        plugin_manager = plugin_manager_with(plugins, base) if plugins else base
         self.plugin_manager = plugin_manager
         self.registries = registries_for(plugin_manager)
         self._hooks = HookSet(plugin_manager)
@@ -183,15 +178,18 @@ class Runtime:
         return run.cancel() if run is not None else False
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
-        """Take no new jobs; with ``wait``, let running jobs finish, else cancel them."""
+        """Take no new jobs; with ``wait``, let running jobs finish, else cancel them.
+
+        Jobs still running when ``timeout`` runs out are cancelled, so nothing is left
+        waiting on a timer that no longer runs.
+        """
         with self._lock:
             if self._shut_down and not self._executors:
                 return
             self._shut_down = True
-            running = list(self._active.values())
-        if wait:
-            self.wait_until_all_jobs_finished(timeout)
-        else:
+        if not wait or not self.wait_until_all_jobs_finished(timeout):
+            with self._lock:
+                running = list(self._active.values())
             for run in running:
                 run.cancel("runtime shut down")
         self._timers.stop()
@@ -211,7 +209,6 @@ class Runtime:
 
     def _job_finished(self, run: JobRun) -> None:
         state = run.job_state
-        logger.debug("job {} of flow {} {}", state.job_id, state.flow_id, state.status)
         with self._lock:
             self._active.pop(state.job_id, None)
             if self.max_retained_jobs:
