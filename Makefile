@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/demo.py
+	$(VENV)/bin/routilux validate examples/flows/word_count.yaml
+	$(VENV)/bin/routilux graph examples/flows/word_count.yaml --format mermaid
+	$(VENV)/bin/routilux run examples/flows/word_count.yaml --jobs 3
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -12,15 +12,22 @@ from loguru import logger
 
 
 class TimerHandle:
-    __slots__ = ("deadline", "callback", "cancelled")
+    __slots__ = ("deadline", "callback", "cancelled", "_service")
 
-    def __init__(self, deadline: float, callback: Callable[[TimerHandle], None]) -> None:
+    def __init__(
+        self, deadline: float, callback: Callable[[TimerHandle], None], service: TimerService
+    ) -> None:
         self.deadline = deadline
-        self.callback = callback
+        self.callback: Callable[[TimerHandle], None] | None = callback
         self.cancelled = False
+        self._service = service
 
     def cancel(self) -> None:
-        self.cancelled = True
+        """Never run the callback; drops it at once so what it references can be freed."""
+        if not self.cancelled:
+            self.cancelled = True
+            self.callback = None
+            self._service._note_cancelled()
 
 
 class TimerService:
@@ -33,10 +40,11 @@ class TimerService:
         self._cond = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._cancelled = 0  # cancelled handles still in the heap
 
     def schedule(self, delay: float, callback: Callable[[TimerHandle], None]) -> TimerHandle:
         """Call ``callback(handle)`` after ``delay`` seconds unless the handle is cancelled."""
-        handle = TimerHandle(time.monotonic() + max(0.0, delay), callback)
+        handle = TimerHandle(time.monotonic() + max(0.0, delay), callback, self)
         with self._cond:
             if self._stopped:
                 raise RuntimeError("timer service is stopped")
@@ -47,6 +55,16 @@ class TimerService:
             elif self._heap[0][2] is handle:
                 self._cond.notify()
         return handle
+
+    def _note_cancelled(self) -> None:
+        # Long timeouts of finished jobs would otherwise pile up until their deadlines:
+        # rebuild the heap once most of it is dead weight.
+        with self._cond:
+            self._cancelled += 1
+            if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
 
     def stop(self) -> None:
         with self._cond:
@@ -65,6 +83,7 @@ class TimerService:
                         return
                     while self._heap and self._heap[0][2].cancelled:
                         heapq.heappop(self._heap)
+                        self._cancelled = max(0, self._cancelled - 1)
                     if not self._heap:
                         self._cond.wait()
                         continue
@@ -73,7 +92,10 @@ class TimerService:
                         handle = heapq.heappop(self._heap)[2]
                         break
                     self._cond.wait(wait)
+            callback = handle.callback
+            if callback is None:
+                continue
             try:
-                handle.callback(handle)
+                callback(handle)
             except Exception:
                 logger.opt(exception=True).error("timer callback failed")

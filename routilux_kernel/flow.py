@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,11 +43,18 @@ class Flow:
         #: Executor name for this flow (below ``Runtime(executor=...)`` in precedence).
         self.executor: str | None = None
         self.executor_options: dict[str, Any] = {}
+        #: Entry routine ids used when ``exec`` is given none (None: the unfed-trigger rule).
+        self.entry: list[str] | None = None
+        #: Default entry data; ``exec``'s ``entry_params`` are merged over it.
+        self.params: dict[str, Any] = {}
         # (source_id, event) -> ((target_id, slot), ...): the routing table emit reads.
         self._routes: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self._fed_slots: set[tuple[str, str]] = set()
         #: Bumped on every structural change so runtimes can cache what they derive.
         self.version = 0
+        # What each runtime derived from this flow; kept here (not on the runtime) so a
+        # flow that is no longer used is freed along with it.
+        self._runtime_plans: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     # -- building ------------------------------------------------------------------------
 
@@ -179,6 +187,15 @@ class Flow:
         for c in self.connections:
             lines.append(f"    {_node(c.source_id)} -->|{c.event} → {c.slot}| {_node(c.target_id)}")
         return "\n".join(lines) + "\n"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_runtime_plans"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._runtime_plans = weakref.WeakKeyDictionary()
 
     def _routine_or_error(self, routine_id: str, role: str) -> Routine:
         try:

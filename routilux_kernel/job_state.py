@@ -15,15 +15,15 @@ from routilux_kernel._context import current_activation
 #: How many history entries a job keeps (oldest dropped first).
 HISTORY_LIMIT = 1000
 
-# Job ids: a random per-process prefix plus a counter, 32 hex digits. One urandom call per
-# job would be a system call that hands the GIL away on every exec.
-_id_prefix = os.urandom(8).hex()
+# Job ids: a random per-process prefix plus a counter ("3f9c0a1b22d4-17"). One urandom
+# call per job would be a system call that hands the GIL away on every exec.
+_id_prefix = os.urandom(6).hex()
 _id_counter = itertools.count(1)
 
 
 def _renew_id_prefix() -> None:
     global _id_prefix, _id_counter
-    _id_prefix = os.urandom(8).hex()
+    _id_prefix = os.urandom(6).hex()
     _id_counter = itertools.count(1)
 
 
@@ -32,7 +32,7 @@ os.register_at_fork(after_in_child=_renew_id_prefix)
 
 def new_job_id() -> str:
     """A process-unique, unguessable-enough id (random prefix + counter)."""
-    return f"{_id_prefix}{next(_id_counter):016x}"
+    return f"{_id_prefix}-{next(_id_counter)}"
 
 
 class ExecutionStatus(StrEnum):

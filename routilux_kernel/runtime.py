@@ -86,7 +86,6 @@ class Runtime:
         self._all_finished = threading.Condition(self._lock)
         self._active: dict[str, JobRun] = {}
         self._finished: OrderedDict[str, JobState] = OrderedDict()
-        self._plans: dict[int, FlowPlan] = {}
         self._shut_down = False
 
     # -- running jobs --------------------------------------------------------------------
@@ -105,12 +104,14 @@ class Runtime:
             raise RuntimeShutDownError("this Runtime was shut down; create a new one to run jobs")
         flow = self._resolve_flow(flow_or_name)
         if entry_params is None:
-            entry_params = {}
+            entry_params = flow.params
         elif not isinstance(entry_params, dict):
             raise TypeError(
                 f"exec({flow.flow_id!r}): entry_params must be a dict of keyword data, "
                 f"got {type(entry_params).__name__}"
             )
+        elif flow.params:
+            entry_params = {**flow.params, **entry_params}
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise ValueError(
                 f"exec({flow.flow_id!r}): timeout must be > 0 seconds, got {timeout!r}"
@@ -228,21 +229,22 @@ class Runtime:
         )
 
     def _plan_for(self, flow: Flow) -> FlowPlan:
-        plan = self._plans.get(id(flow))
-        if plan is not None and plan.flow is flow and plan.version == flow.version:
+        plan: FlowPlan | None = flow._runtime_plans.get(self)
+        if plan is not None and plan.version == flow.version:
             return plan
         problems = [p for p in flow.validation_errors() if "no entry routine" not in p]
         if problems:
             raise FlowValidationError("; ".join(problems))
         plan = build_plan(flow, lambda rid, routine: self._executor_for(flow, rid, routine))
-        with self._lock:
-            self._plans[id(flow)] = plan
+        flow._runtime_plans[self] = plan
         return plan
 
     def _entries(
         self, plan: FlowPlan, entry_routine_id: str | list[str] | None
     ) -> list[tuple[str, str]]:
         flow = plan.flow
+        if entry_routine_id is None:
+            entry_routine_id = flow.entry
         if entry_routine_id is None:
             if not plan.entry_ids:
                 raise FlowValidationError(
@@ -303,8 +305,8 @@ class Runtime:
             except LookupError as exc:
                 raise ExecutorError(f"{exc} (asked for by {source})") from None
             options = dict(options or {})
-            if self.thread_pool_size is not None:
-                options.setdefault("max_workers", self.thread_pool_size)
+            if self.thread_pool_size is not None:  # code beats flow file and config
+                options["max_workers"] = self.thread_pool_size
             try:
                 created: Executor = factory(**options)
                 created.start()

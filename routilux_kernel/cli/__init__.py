@@ -1,0 +1,144 @@
+"""The ``routilux`` command line. Every sub-command comes from the ``register_commands`` hook.
+
+The built-in commands (run, validate, graph, routines, plugins) are registered by
+``routilux_kernel.default_plugins.commands`` exactly as a third-party plugin registers its own:
+``register(name, run, help=..., add_arguments=None)`` where ``run(args) -> int`` returns the
+exit code and ``add_arguments(parser)`` adds options to the command's argparse parser.
+``args.plugin_manager`` is the plugin manager the CLI uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import pluggy
+from loguru import logger
+
+from routilux_kernel.cli.flow_arguments import EXIT_BAD_INPUT, EXIT_JOB_FAILED, CommandInputError
+from routilux_kernel.config import ConfigError
+from routilux_kernel.errors import RoutiluxError
+from routilux_kernel.flow_spec import FlowFileError
+from routilux_kernel.log_config import configure_logging
+from routilux_kernel.registry import Registered, Registry
+
+__all__ = ["build_parser", "main"]
+
+_LEVELS = ("WARNING", "INFO", "DEBUG")
+
+
+def main(
+    argv: Sequence[str] | None = None, *, plugin_manager: pluggy.PluginManager | None = None
+) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    from routilux_kernel.plugins import get_plugin_manager, registries_for
+
+    try:
+        pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
+        commands = registries_for(pm).commands
+    except RoutiluxError as exc:
+        print(f"routilux: cannot load plugins: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    parser = build_parser(commands)
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # argparse reports bad usage itself and exits 2 (0 for --help)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    if getattr(args, "command", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    args.plugin_manager = pm
+    sink = _enable_logging(args.verbose)
+    try:
+        return _run_command(args)
+    finally:
+        logger.remove(sink)
+
+
+def build_parser(commands: Registry) -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per registered command."""
+    parser = argparse.ArgumentParser(
+        prog="routilux",
+        description="Run, check and draw routilux flow files; list routines and plugins.",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more: -v for INFO, -vv for DEBUG (default: warnings only)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for entry in commands:
+        add_arguments = entry.options.get("add_arguments")
+        if add_arguments is not None and not _arguments_work(entry, add_arguments):
+            continue
+        help_text = entry.options.get("help")
+        sub = subparsers.add_parser(entry.name, help=help_text, description=help_text)
+        # SUPPRESS keeps a -v given before the command from being reset by the sub-parser.
+        sub.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=argparse.SUPPRESS,
+            help="log more: -v for INFO, -vv for DEBUG",
+        )
+        if add_arguments is not None:
+            add_arguments(sub)
+        sub.set_defaults(command_run=entry.value, command_plugin=entry.plugin)
+    return parser
+
+
+def _arguments_work(entry: Registered, add_arguments: Any) -> bool:
+    """Try a command's add_arguments on a scratch parser, so a broken one is left out whole."""
+    try:
+        add_arguments(argparse.ArgumentParser(prog=f"routilux {entry.name}", add_help=False))
+    except Exception as exc:
+        print(
+            f"routilux: command {entry.name!r} of plugin {entry.plugin!r} is left out: "
+            f"its add_arguments raised {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    prog = f"routilux {args.command}"
+    try:
+        code = args.command_run(args)
+    except FlowFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(
+            f"{prog}: {count} problem{'s' if count != 1 else ''}; nothing was run", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
+    except (CommandInputError, ConfigError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(
+            f"{prog}: failed: {type(exc).__name__}: {exc}"
+            + ("" if args.verbose else " (run with -v for the traceback)"),
+            file=sys.stderr,
+        )
+        return EXIT_JOB_FAILED
+    return 0 if code is None else int(code)
+
+
+def _enable_logging(verbosity: int) -> int:
+    try:
+        logger.remove(0)  # loguru's own default sink would repeat every record at DEBUG
+    except ValueError:
+        pass
+    return configure_logging(_LEVELS[min(verbosity, len(_LEVELS) - 1)])

@@ -1,0 +1,227 @@
+"""``routilux run FLOW_FILE``: run jobs of a flow file on a Runtime and report how they went."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from loguru import logger
+
+from routilux_kernel.cli.flow_arguments import (
+    EXIT_JOB_FAILED,
+    EXIT_OK,
+    CommandInputError,
+    add_flow_file_arguments,
+    check_executor_name,
+    load_flow,
+    parse_params,
+)
+from routilux_kernel.cli.progress import ProgressDisplay
+from routilux_kernel.cli.run_summary import job_record, summary_lines
+from routilux_kernel.errors import ExecutorError, FlowValidationError
+from routilux_kernel.flow import Flow
+from routilux_kernel.flow_spec import flow_entry, flow_params
+from routilux_kernel.hookspecs import hookimpl
+from routilux_kernel.job_state import ExecutionStatus, JobState
+from routilux_kernel.plugins import registries_for
+from routilux_kernel.runtime import Runtime
+
+#: How often the progress line redraws its elapsed time (only on a terminal).
+PROGRESS_INTERVAL = 0.1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_flow_file_arguments(parser)
+    parser.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="run on this executor (thread, process, ...), over the flow file's choice, "
+        "ROUTILUX_EXECUTOR and the config file; a routine's own executor still wins",
+    )
+    parser.add_argument(
+        "--max-workers",
+        type=_positive_int,
+        metavar="N",
+        help="at most N activations at once (the executor's max_workers)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="entry data for every job, over the file's params; VALUE is JSON when it parses "
+        '(3, true, [1,2], "text") and plain text otherwise; repeatable',
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run N jobs of the flow concurrently (default 1)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="S",
+        help="fail a job that runs longer than S seconds",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the jobs' results as JSON on stdout and nothing else there",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    flow = load_flow(args)
+    params = {**flow_params(flow), **parse_params(args.param)}
+    pm = args.plugin_manager
+    check_executor_name(registries_for(pm), args.executor)
+    if args.max_workers is not None and "max_workers" in flow.executor_options:
+        # The runtime only fills max_workers in where the file left it out; the flag wins.
+        flow.set_executor(
+            flow.executor, **{**flow.executor_options, "max_workers": args.max_workers}
+        )
+    logger.info(
+        "running {} job(s) of flow {!r} from {} with params {}",
+        args.jobs,
+        flow.flow_id,
+        args.flow_file,
+        sorted(params),
+    )
+    watcher = JobWatcher(flow)
+    display = ProgressDisplay(sys.stderr, args.jobs, f"routilux run {flow.flow_id}")
+    started = time.monotonic()
+    with _stdout_to_stderr(args.json), display.kept_clear_of(sys.stdout) as out:
+        with contextlib.redirect_stdout(out):
+            runtime = Runtime(
+                thread_pool_size=args.max_workers,
+                executor=args.executor,
+                plugin_manager=pm,
+                plugins=[watcher],  # applies to this runtime only
+            )
+            try:
+                states = _start_jobs(runtime, flow, params, args)
+                _wait(runtime, watcher, display, len(states))
+            except KeyboardInterrupt:
+                runtime.shutdown(wait=False)
+                display.clear()
+                raise
+            finally:
+                runtime.shutdown(wait=True)
+    elapsed = time.monotonic() - started
+    if args.json:
+        records = [job_record(state) for state in states]
+        print(json.dumps(records, indent=2, default=repr))
+    else:
+        for line in summary_lines(flow, states, elapsed, args.executor):
+            print(line)
+    failed = [state for state in states if state.status != ExecutionStatus.COMPLETED]
+    return EXIT_JOB_FAILED if failed else EXIT_OK
+
+
+class JobWatcher:
+    """A hook plugin that counts this flow's finished jobs, so the CLI waits instead of polling."""
+
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        self.finished = 0
+        self.failed = 0
+        self._changed = threading.Condition()
+
+    @hookimpl
+    def job_finished(self, job_state: JobState, flow: Flow) -> None:
+        if flow is not self.flow:
+            return
+        logger.debug("job {} finished: {}", job_state.job_id, job_state.status)
+        with self._changed:
+            self.finished += 1
+            if job_state.status != ExecutionStatus.COMPLETED:
+                self.failed += 1
+            self._changed.notify_all()
+
+    def wait_for(self, total: int, timeout: float | None) -> bool:
+        """True once ``total`` jobs finished; False if ``timeout`` seconds passed first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.finished >= total, timeout)
+
+
+def _start_jobs(
+    runtime: Runtime, flow: Flow, params: dict[str, Any], args: argparse.Namespace
+) -> list[JobState]:
+    states: list[JobState] = []
+    try:
+        for _ in range(args.jobs):
+            states.append(
+                runtime.exec(
+                    flow, dict(params), entry_routine_id=flow_entry(flow), timeout=args.timeout
+                )
+            )
+    except (FlowValidationError, ExecutorError) as exc:
+        for state in states:
+            runtime.cancel_job(state.job_id)
+        raise CommandInputError(f"{args.flow_file}: {exc}") from None
+    return states
+
+
+def _wait(runtime: Runtime, watcher: JobWatcher, display: ProgressDisplay, total: int) -> None:
+    if display.enabled:
+        while not watcher.wait_for(total, PROGRESS_INTERVAL):
+            display.update(watcher.finished, watcher.failed)
+        display.finish(watcher.finished, watcher.failed)
+    # job_finished hooks run just before a job is marked done; this waits for the marking.
+    runtime.wait_until_all_jobs_finished()
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """While active, whatever routines print (in this process or in workers it starts) goes to
+    stderr, so stdout carries nothing but the JSON."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = None
+    try:
+        stdout_fd, stderr_fd = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        stdout_fd = stderr_fd = -1  # replaced streams (tests): the Python-level redirect will do
+    if stdout_fd >= 0:
+        saved = os.dup(stdout_fd)
+        os.dup2(stderr_fd, stdout_fd)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        if saved is not None:
+            os.dup2(saved, stdout_fd)
+            os.close(saved)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds > 0, got {text!r}"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value

@@ -1,0 +1,129 @@
+"""``routilux validate FLOW_FILE``: every problem of a flow file at once, without running it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from routilux_kernel.cli.flow_arguments import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    add_flow_file_arguments,
+    effective_executor,
+    executor_capabilities,
+    load_flow,
+)
+from routilux_kernel.flow import Flow
+from routilux_kernel.flow_spec import FlowFileError, flow_entry
+from routilux_kernel.plugins import registries_for
+from routilux_kernel.registry import Registries
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_flow_file_arguments(parser)
+    parser.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="check for this executor (as routilux run --executor would use it); routines on "
+        "an executor that pickles (process, dask) are checked for picklability",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    registries = registries_for(args.plugin_manager)
+    problems: list[str] = []
+    flow = None
+    try:
+        flow = load_flow(args)
+    except FlowFileError as exc:
+        problems.extend(exc.problems)
+    if args.executor is not None and args.executor not in registries.executors:
+        known = ", ".join(registries.executors.names()) or "none"
+        problems.append(
+            f"--executor: unknown executor {args.executor!r}; registered executors: {known}"
+        )
+    notes: list[str] = []
+    if flow is not None and not problems:
+        problems.extend(_executor_option_problems(flow, args, registries))
+        problems.extend(_pickling_problems(flow, args, registries, notes))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        count = len(problems)
+        print(
+            f"routilux validate: {args.flow_file} is invalid: {count} problem"
+            f"{'s' if count != 1 else ''}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    assert flow is not None
+    print(f"{args.flow_file}: valid: {_describe(flow, args.executor)}")
+    return EXIT_OK
+
+
+def _executor_option_problems(
+    flow: Flow, args: argparse.Namespace, registries: Registries
+) -> list[str]:
+    """Options in the file that the flow's executor refuses (creating one starts nothing)."""
+    if args.executor is not None or flow.executor is None or not flow.executor_options:
+        return []
+    factory = registries.executors.get(flow.executor)
+    try:
+        factory(**flow.executor_options)
+    except Exception as exc:
+        return [
+            f"{args.flow_file}: executor.options: executor {flow.executor!r} refuses "
+            f"{flow.executor_options}: {type(exc).__name__}: {exc}"
+        ]
+    return []
+
+
+def _pickling_problems(
+    flow: Flow, args: argparse.Namespace, registries: Registries, notes: list[str]
+) -> list[str]:
+    """Problems of routines that run on an executor which pickles them."""
+    pickled = []
+    for routine_id, routine in flow.routines.items():
+        name, options = effective_executor(routine, flow, args.executor)
+        capabilities = executor_capabilities(registries, name, options)
+        if capabilities is None:
+            notes.append(
+                f"could not tell whether executor {name!r} pickles routines; "
+                f"routine {routine_id!r} was not checked for picklability"
+            )
+        elif capabilities.pickles:
+            pickled.append((routine_id, routine, name))
+    if not pickled:
+        return []
+    try:
+        from routilux_kernel.remote import pickling_problems
+    except ImportError:
+        notes.append(
+            "picklability was not checked: routilux_kernel.remote.pickling_problems "
+            "is not available in this installation"
+        )
+        return []
+    problems = []
+    for routine_id, routine, name in pickled:
+        for text in pickling_problems(routine, routine_id):
+            problems.append(
+                f"{args.flow_file}: routines.{routine_id}: {text} (executor {name!r} pickles "
+                "routines)"
+            )
+    return problems
+
+
+def _describe(flow: Flow, cli_executor: str | None) -> str:
+    entry = flow_entry(flow) or flow.entry_routine_ids()
+    executors = sorted(
+        {effective_executor(r, flow, cli_executor)[0] for r in flow.routines.values()}
+    )
+    count = len(flow.routines)
+    return (
+        f"flow {flow.flow_id!r}, {count} routine{'s' if count != 1 else ''}, "
+        f"{len(flow.connections)} connection{'s' if len(flow.connections) != 1 else ''}, "
+        f"entry {', '.join(entry)}, executor{'s' if len(executors) > 1 else ''} "
+        f"{', '.join(executors)}"
+    )
