@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from routilux_kernel.errors import FlowValidationError
 from routilux_kernel.executors import Executor
 from routilux_kernel.flow import Flow
 from routilux_kernel.routine import Routine, Slot
@@ -31,10 +32,17 @@ class FlowPlan:
 
 
 def build_plan(flow: Flow, executor_for: Callable[[str, Routine], Executor]) -> FlowPlan:
-    """Snapshot ``flow`` so running jobs never see later edits to it."""
+    """Snapshot ``flow`` so running jobs never see later edits to it.
+
+    Routines bound to an executor that pickles are checked here, once per flow version,
+    so a routine that cannot be sent to a worker fails ``exec`` before any work starts.
+    """
     specs = {}
+    problems: list[str] = []
     for routine_id, routine in flow.routines.items():
         executor = executor_for(routine_id, routine)
+        if executor.capabilities.pickles:
+            problems.extend(_pickling_problems(routine, routine_id, executor))
         specs[routine_id] = RoutineSpec(
             routine_id=routine_id,
             routine=routine,
@@ -42,6 +50,10 @@ def build_plan(flow: Flow, executor_for: Callable[[str, Routine], Executor]) -> 
             slot_names=tuple(routine._slots),
             executor=executor,
             in_process=executor.capabilities.in_process,
+        )
+    if problems:
+        raise FlowValidationError(
+            f"flow {flow.flow_id!r} cannot run on its executors: " + "; ".join(problems)
         )
     return FlowPlan(
         flow=flow,
@@ -51,3 +63,12 @@ def build_plan(flow: Flow, executor_for: Callable[[str, Routine], Executor]) -> 
         entry_ids=flow.entry_routine_ids(),
         id_by_routine={id(routine): rid for rid, routine in flow.routines.items()},
     )
+
+
+def _pickling_problems(routine: Routine, routine_id: str, executor: Executor) -> list[str]:
+    from routilux_kernel.remote import pickling_problems
+
+    return [
+        f"{problem} (executor {executor.name!r} pickles routines)"
+        for problem in pickling_problems(routine, routine_id)
+    ]

@@ -45,6 +45,7 @@ from routilux_kernel.errors import (
 from routilux_kernel.job_state import ExecutionStatus, JobState
 
 if TYPE_CHECKING:
+    from routilux_kernel.flow import Flow
     from routilux_kernel.routine import Routine
     from routilux_kernel.runtime import Runtime
 
@@ -114,9 +115,15 @@ class JobRun:
     """Schedules one job. Created by ``Runtime.exec``; users see only its JobState."""
 
     def __init__(
-        self, runtime: Runtime, plan: FlowPlan, job_state: JobState, timeout: float | None
+        self,
+        runtime: Runtime,
+        flow: Flow,
+        plan: FlowPlan,
+        job_state: JobState,
+        timeout: float | None,
     ) -> None:
         self.runtime = runtime
+        self.flow = flow
         self.plan = plan
         self.job_state = job_state
         self.hooks = runtime._hooks
@@ -141,7 +148,7 @@ class JobRun:
         state.status = ExecutionStatus.RUNNING
         state.started_at = time.time()
         if self.hooks.job_started is not None:
-            self.hooks.notify(self.hooks.job_started, job_state=state, flow=self.plan.flow)
+            self.hooks.notify(self.hooks.job_started, job_state=state, flow=self.flow)
         if self._timeout is not None:
             self._timeout_handle = self.runtime._timers.schedule(self._timeout, self._on_timeout)
         ready: list[Activation] = []
@@ -178,7 +185,7 @@ class JobRun:
         except KeyError:
             raise RoutiluxError(
                 f"{type(routine).__name__}.emit was called inside job {self.job_state.job_id} "
-                f"but that routine is not part of flow {self.plan.flow.flow_id!r}"
+                f"but that routine is not part of flow {self.flow.flow_id!r}"
             ) from None
 
     # -- deciding ------------------------------------------------------------------------
@@ -308,8 +315,10 @@ class JobRun:
             return
         ready = []
         with self.lock:
-            if self.closed:
+            if self.closed:  # logic that outlived its job: keep the data, route nothing
                 state.record(routine_id, "emit_after_end", event)
+                for target_id, slot in targets:
+                    state.unconsumed.setdefault(target_id, {}).setdefault(slot, []).append(data)
                 return
             for target_id, slot in targets:
                 run = self._run_of(target_id)
@@ -358,7 +367,7 @@ class JobRun:
                     continue
             raise SlotFullError(
                 f"slot {slot!r} of routine {target_id!r} is full ({spec_slot.max_queue_length} "
-                f"items) in job {self.job_state.job_id} of flow {self.plan.flow.flow_id!r}; "
+                f"items) in job {self.job_state.job_id} of flow {self.flow.flow_id!r}; "
                 f"the emit of {source_id!r}.{event} was refused and nothing was delivered. "
                 "Raise max_queue_length or use on_full='block'"
             )
@@ -458,7 +467,7 @@ class JobRun:
     def _handler_for(self, routine: Routine) -> ErrorHandler:
         return (
             routine.get_error_handler()
-            or self.plan.flow.error_handler
+            or self.flow.error_handler
             or self.runtime.default_error_handler
             or DEFAULT_ERROR_HANDLER
         )
@@ -532,7 +541,7 @@ class JobRun:
             self._close_locked(
                 ExecutionStatus.FAILED,
                 JobTimeoutError(
-                    f"job {self.job_state.job_id} of flow {self.plan.flow.flow_id!r} timed out "
+                    f"job {self.job_state.job_id} of flow {self.flow.flow_id!r} timed out "
                     f"after {self._timeout}s"
                 ),
             )
@@ -540,6 +549,12 @@ class JobRun:
             self._finalize()
 
     # -- ending --------------------------------------------------------------------------
+
+    def abort(self, error: BaseException) -> None:
+        """``start`` itself failed: end the job as failed so nobody waits on it."""
+        with self.lock:
+            self._close_locked(ExecutionStatus.FAILED, error)
+        self._finalize()
 
     def cancel(self, reason: str = "cancelled by cancel_job") -> bool:
         with self.lock:
@@ -589,6 +604,6 @@ class JobRun:
             return
         state = self.job_state
         if self.hooks.job_finished is not None:
-            self.hooks.notify(self.hooks.job_finished, job_state=state, flow=self.plan.flow)
+            self.hooks.notify(self.hooks.job_finished, job_state=state, flow=self.flow)
         state._mark_done()
         self.runtime._job_finished(self)

@@ -123,13 +123,14 @@ class Runtime:
         elif job_state.status is ExecutionStatus.RUNNING or job_state.job_id in self._active:
             raise ValueError(f"job {job_state.job_id} is still running; it cannot be resumed")
         else:
+            self._check_resumable(plan, job_state)
             job_state._reset_for_resume()
             job_state._cancel_requested = False
             job_state.status = ExecutionStatus.PENDING
             job_state.error = None
             job_state.error_routine_id = None
             job_state.finished_at = None
-        run = JobRun(self, plan, job_state, timeout)
+        run = JobRun(self, flow, plan, job_state, timeout)
         with self._lock:
             if self._shut_down:
                 raise RuntimeShutDownError(
@@ -137,7 +138,11 @@ class Runtime:
                 )
             self._active[job_state.job_id] = run
             self._finished.pop(job_state.job_id, None)
-        run.start(entries, entry_params)
+        try:
+            run.start(entries, entry_params)
+        except BaseException as exc:  # never leave a job registered as running
+            run.abort(exc)
+            raise
         return job_state
 
     def run(
@@ -238,6 +243,31 @@ class Runtime:
         plan = build_plan(flow, lambda rid, routine: self._executor_for(flow, rid, routine))
         flow._runtime_plans[self] = plan
         return plan
+
+    @staticmethod
+    def _check_resumable(plan: FlowPlan, job_state: JobState) -> None:
+        """Refuse a saved job that does not belong to this flow, before it is registered."""
+        flow = plan.flow
+        if job_state.flow_id != flow.flow_id:
+            raise FlowValidationError(
+                f"exec({flow.flow_id!r}): saved job {job_state.job_id} belongs to flow "
+                f"{job_state.flow_id!r}"
+            )
+        for routine_id, slots in job_state.unconsumed.items():
+            spec = plan.specs.get(routine_id)
+            if spec is None:
+                raise FlowValidationError(
+                    f"exec({flow.flow_id!r}): saved job {job_state.job_id} holds unconsumed data "
+                    f"for routine {routine_id!r}, which this flow does not have; routines: "
+                    f"{', '.join(flow.routines) or 'none'}"
+                )
+            for slot in slots:
+                if slot not in spec.slots:
+                    raise FlowValidationError(
+                        f"exec({flow.flow_id!r}): saved job {job_state.job_id} holds unconsumed "
+                        f"data for slot {slot!r} of routine {routine_id!r}; its slots: "
+                        f"{', '.join(spec.slots) or 'none'}"
+                    )
 
     def _entries(
         self, plan: FlowPlan, entry_routine_id: str | list[str] | None

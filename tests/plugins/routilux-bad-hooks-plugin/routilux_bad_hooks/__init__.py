@@ -1,0 +1,1 @@
+"""Four small plugins, one per entry point, each broken in its own way."""
