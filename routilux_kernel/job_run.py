@@ -291,7 +291,7 @@ class JobRun:
         run = activation.run
         hooks = self.hooks
         if hooks.routine_started is not None:
-            hooks.routine_started(job_state=self.job_state, routine_id=run.routine_id)
+            hooks.notify(hooks.routine_started, job_state=self.job_state, routine_id=run.routine_id)
         if hooks.run_activation is not None:
             hooks.run_activation(activation=activation)
         else:
