@@ -144,6 +144,20 @@ class Flow:
         problems = []
         if not self.routines:
             problems.append(f"flow {self.flow_id!r} has no routines")
+        elif self.entry is not None:
+            for rid in self.entry:
+                routine = self.routines.get(rid)
+                if routine is None:
+                    problems.append(
+                        f"flow {self.flow_id!r}: entry routine {rid!r} does not exist; "
+                        f"routines: {_names(self.routines)}"
+                    )
+                elif TRIGGER_SLOT not in routine._slots and len(routine._slots) != 1:
+                    problems.append(
+                        f"flow {self.flow_id!r}: entry routine {rid!r} needs a "
+                        f"{TRIGGER_SLOT!r} slot or exactly one slot; its slots: "
+                        f"{_names(routine._slots)}"
+                    )
         elif not self.entry_routine_ids():
             problems.append(
                 f"flow {self.flow_id!r} has no entry routine: no routine has a "

@@ -79,7 +79,7 @@ class RoutineRun(SlotQueues):
 class Activation:
     """One run of a routine's logic on one slice of data; what ``run_activation`` hooks see."""
 
-    __slots__ = ("job", "run", "slot_data", "policy_message", "attempt", "future")
+    __slots__ = ("job", "run", "slot_data", "policy_message", "attempt", "future", "running")
 
     def __init__(self, job: JobRun, run: RoutineRun, slot_data: dict[str, Any], message: Any):
         self.job = job
@@ -88,6 +88,9 @@ class Activation:
         self.policy_message = message
         self.attempt = 0
         self.future: Any = None
+        #: False while queued on the executor or waiting for a retry: if the job ends then,
+        #: its data goes back to ``JobState.unconsumed`` instead of being lost.
+        self.running = False
 
     @property
     def routine_id(self) -> str:
@@ -250,7 +253,10 @@ class JobRun:
 
     def _run_local(self, activation: Activation) -> None:
         """Worker side of an in-process activation."""
-        if self.closed:  # cancelled or failed while queued
+        with self.lock:  # decided together with _close_locked: run it, or its data is kept
+            if not self.closed:
+                activation.running = True
+        if not activation.running:  # the job ended while this waited in the queue
             self._finish(activation, None)
             return
         state = self.job_state
@@ -345,25 +351,28 @@ class JobRun:
     def _wait_for_room(
         self, source_id: str, event: str, targets: tuple[tuple[str, str], ...]
     ) -> None:
-        """Refuse (or block) the whole emit if any target slot is full: all or nothing."""
-        for target_id, slot in targets:
-            run = self._run_of(target_id)
+        """Refuse (or block) the whole emit if any target slot is full: all or nothing.
+
+        After any wait every target is checked again, since the lock was released meanwhile.
+        """
+        full = self._first_full_target(targets)
+        while full is not None and not self.closed:
+            run, target_id, slot = full
             spec_slot = run.spec.slots[slot]
-            if run.skipped or run._length(slot) < spec_slot.max_queue_length:
-                continue
             if spec_slot.on_full == "block":
                 if self._room is None:
                     self._room = threading.Condition(self.lock)
                 deadline = time.monotonic() + spec_slot.block_timeout
                 self._blocked += 1
                 try:
-                    while run._length(slot) >= spec_slot.max_queue_length:
+                    while run._length(slot) >= spec_slot.max_queue_length and not self.closed:
                         remaining = deadline - time.monotonic()
-                        if self.closed or remaining <= 0 or not self._room.wait(remaining):
+                        if remaining <= 0 or not self._room.wait(remaining):
                             break
                 finally:
                     self._blocked -= 1
                 if self.closed or run._length(slot) < spec_slot.max_queue_length:
+                    full = self._first_full_target(targets)
                     continue
             raise SlotFullError(
                 f"slot {slot!r} of routine {target_id!r} is full ({spec_slot.max_queue_length} "
@@ -371,6 +380,15 @@ class JobRun:
                 f"the emit of {source_id!r}.{event} was refused and nothing was delivered. "
                 "Raise max_queue_length or use on_full='block'"
             )
+
+    def _first_full_target(
+        self, targets: tuple[tuple[str, str], ...]
+    ) -> tuple[RoutineRun, str, str] | None:
+        for target_id, slot in targets:
+            run = self._run_of(target_id)
+            if not run.skipped and run._length(slot) >= run.spec.slots[slot].max_queue_length:
+                return run, target_id, slot
+        return None
 
     # -- finishing -----------------------------------------------------------------------
 
@@ -433,21 +451,23 @@ class JobRun:
             "attempt": activation.attempt,
             "time": time.time(),
         }
-        state.record(routine_id, "error", entry)
-        logger.debug(
+        logger.bind(job_id=state.job_id, routine_id=routine_id).debug(
             "job {} routine {} raised {!r}: {}", state.job_id, routine_id, error, decision.action
         )
         if decision.action is ErrorAction.RETRY:
             activation.attempt += 1
             with self.lock:
+                state.record(routine_id, "error", entry)
                 if self.closed:
                     return False
+                activation.running = False
                 handle = self.runtime._timers.schedule(
                     decision.delay, lambda timer: self._retry(activation, timer)
                 )
                 self._timers.add(handle)
             return True
         with self.lock:
+            state.record(routine_id, "error", entry)
             if decision.action is ErrorAction.STOP:
                 if decision.reason:
                     entry["reason"] = decision.reason
@@ -590,10 +610,17 @@ class JobRun:
         self._timers.clear()
         if self._timeout_handle is not None:
             self._timeout_handle.cancel()
-        for activation in self._active:  # queued in-process work sees ``closed`` and returns
+        for activation in self._active:
+            if activation.running:
+                continue  # its logic finishes on its own; later emits go to unconsumed
             future = activation.future
-            if future is not None:
-                activation.run.spec.executor.cancel(future)
+            if future is not None and not activation.run.spec.executor.cancel(future):
+                continue  # a remote executor already started it
+            # Queued or waiting for a retry: it will not run, so its data is kept.
+            left = state.unconsumed.setdefault(activation.run.routine_id, {})
+            for slot, items in activation.slot_data.items():
+                if items:
+                    left.setdefault(slot, []).extend(items)
         if self._blocked and self._room is not None:
             self._room.notify_all()
         self._needs_finalize = True

@@ -17,7 +17,14 @@ def configure_logging(level: str = "INFO", sink: Any = None, **options: Any) -> 
     """Enable routilux_kernel's logs and add one sink (stderr by default); returns its id.
 
     Records carry ``job_id`` and ``routine_id`` in ``extra`` ("-" outside an activation).
+    With the default sink, loguru's own default stderr handler is removed (if it is still
+    installed) so records are not printed twice.
     """
+    if sink is None:
+        try:
+            logger.remove(0)
+        except ValueError:
+            pass  # already removed by the application
     logger.enable("routilux_kernel")
     logger.configure(extra={"job_id": "-", "routine_id": "-"})
     options.setdefault("format", _FORMAT)

@@ -99,10 +99,22 @@ class Runtime:
         job_state: JobState | None = None,
         timeout: float | None = None,
     ) -> JobState:
-        """Start a job and return its JobState at once; the job runs in the background."""
+        """Start a job and return its JobState at once; the job runs in the background.
+
+        ``job_state`` resumes a saved job (``JobState.from_dict``): its routine states and
+        shared data are kept and the data it left in slots is delivered again. Entry
+        routines are triggered as well only when ``entry_params`` or ``entry_routine_id``
+        is given, or when the saved job left no data.
+        """
         if self._shut_down:
             raise RuntimeShutDownError("this Runtime was shut down; create a new one to run jobs")
         flow = self._resolve_flow(flow_or_name)
+        trigger_entries = (
+            job_state is None
+            or not job_state.unconsumed
+            or entry_params is not None
+            or entry_routine_id is not None
+        )
         if entry_params is None:
             entry_params = flow.params
         elif not isinstance(entry_params, dict):
@@ -117,10 +129,12 @@ class Runtime:
                 f"exec({flow.flow_id!r}): timeout must be > 0 seconds, got {timeout!r}"
             )
         plan = self._plan_for(flow)
-        entries = self._entries(plan, entry_routine_id)
+        entries = self._entries(plan, entry_routine_id) if trigger_entries else []
         if job_state is None:
             job_state = JobState(flow.flow_id)
-        elif job_state.status is ExecutionStatus.RUNNING or job_state.job_id in self._active:
+        elif not job_state.is_finished and (
+            job_state.status is ExecutionStatus.RUNNING or job_state.job_id in self._active
+        ):
             raise ValueError(f"job {job_state.job_id} is still running; it cannot be resumed")
         else:
             self._check_resumable(plan, job_state)
@@ -216,7 +230,8 @@ class Runtime:
     def _job_finished(self, run: JobRun) -> None:
         state = run.job_state
         with self._lock:
-            self._active.pop(state.job_id, None)
+            if self._active.get(state.job_id) is run:  # not a resumed run that took its place
+                del self._active[state.job_id]
             if self.max_retained_jobs:
                 self._finished[state.job_id] = state
                 while len(self._finished) > self.max_retained_jobs:

@@ -145,7 +145,10 @@ def test_time_interval_spaces_activations_and_strands_nothing(runtime, make_rout
     times = [t for t, _, _ in calls]
     assert len(times) >= 2
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert min(gaps) >= interval * 0.9, gaps
+    # The policy spaces its decisions; logic starts a little after each decision, later
+    # when the machine is busy, so a measured gap can shrink by that queueing delay.
+    assert min(gaps) >= interval * 0.6, gaps
+    assert sum(gaps) >= interval * (len(gaps) - 0.5), gaps
 
 
 def test_time_interval_delivers_data_arriving_just_before_the_end(runtime, make_routine) -> None:

@@ -147,3 +147,48 @@ def test_a_job_that_finishes_in_time_is_not_timed_out(runtime, make_routine) -> 
     witness.add_routine(make_routine(logic=lambda *a: time.sleep(0.25)), "slow")
     assert runtime.run(witness, timeout=WAIT).status == "completed"
     assert state.status == "completed" and state.error is None
+
+
+def test_cancel_keeps_the_data_of_activations_still_queued(make_runtime, make_routine, gates):
+    """Data already taken by an activation that never got a worker is not lost."""
+    gate = gates.new()
+    started = threading.Event()
+    runtime = make_runtime(thread_pool_size=1)
+    flow = Flow("queued")
+
+    def hold(slot_data, message, job_state):
+        started.set()
+        gate.wait(WAIT)
+
+    flow.add_routine(make_routine(["trigger"], [], hold), "slow")
+    flow.add_routine(make_routine(["trigger"], [], lambda *a: None), "fast")
+    state = runtime.exec(flow, {"order": 42})
+    assert started.wait(WAIT)  # 'slow' holds the only worker; 'fast' waits in the queue
+    assert runtime.cancel_job(state.job_id)
+    gate.set()
+    assert state.status == "cancelled"
+    assert state.unconsumed == {"fast": {"trigger": [{"order": 42}]}}
+
+
+def test_cancel_during_a_retry_wait_keeps_the_data(runtime, make_routine):
+    from routilux_kernel import ErrorHandler, ErrorStrategy
+
+    failed = threading.Event()
+
+    def fail(slot_data, message, job_state):
+        failed.set()
+        raise ConnectionError("down")
+
+    routine = make_routine(["trigger"], [], fail)
+    routine.set_error_handler(ErrorHandler(ErrorStrategy.RETRY, max_retries=3, retry_delay=5.0))
+    flow = Flow("retry_wait")
+    flow.add_routine(routine, "caller")
+    state = runtime.exec(flow, {"order": 42})
+    assert failed.wait(WAIT)
+    deadline = time.monotonic() + WAIT
+    while not any(kind == "error" for _, _, kind, _ in list(state.history)):
+        # the error is recorded once the retry is scheduled (a poll, not a hidden race)
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    assert runtime.cancel_job(state.job_id)
+    assert state.unconsumed == {"caller": {"trigger": [{"order": 42}]}}

@@ -311,3 +311,28 @@ def test_configured_logging_binds_job_and_routine_ids(make_runtime, make_routine
     kernel = [r for r in records if r["name"].startswith("routilux_kernel")]
     assert kernel, "configure_logging enabled the library, yet it logged nothing"
     assert any("talker" in r["message"] and "handled" in r["message"] for r in kernel)
+
+
+def test_resume_without_entry_params_delivers_only_the_saved_data(runtime, make_routine) -> None:
+    seen = []
+    flow = Flow("pure_resume")
+    flow.add_routine(make_routine(["trigger"], [], lambda d, m, s: seen.append("entry")), "start")
+    flow.add_routine(make_routine(["inbox"], [], lambda d, m, s: seen.append(d["inbox"])), "sink")
+    saved = JobState.from_dict(
+        {"flow_id": flow.flow_id, "unconsumed": {"sink": {"inbox": [{"x": 1}]}}}
+    )
+    resumed = runtime.run(flow, job_state=saved, timeout=WAIT)
+    assert resumed.status == "completed"
+    assert seen == [[{"x": 1}]]  # the entry routine was not triggered again
+
+
+def test_validate_accepts_a_flow_whose_entry_is_set(make_routine) -> None:
+    flow = Flow("entry_set")
+    flow.add_routine(make_routine(["inbox"], [], lambda *a: None), "only")
+    with pytest.raises(FlowValidationError, match="no entry routine"):
+        flow.validate()
+    flow.entry = ["only"]
+    flow.validate()
+    flow.entry = ["nope"]
+    with pytest.raises(FlowValidationError, match="entry routine 'nope' does not exist"):
+        flow.validate()
