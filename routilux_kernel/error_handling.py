@@ -114,7 +114,7 @@ class SkipStrategy:
 class RetryStrategy:
     def decide(self, failure: ActivationFailure) -> ErrorDecision:
         handler = failure.handler
-        if not isinstance(failure.error, handler.retryable_exceptions):
+        if not _is_retryable(failure.error, handler.retryable_exceptions):
             return ErrorDecision(ErrorAction.STOP, reason="not a retryable exception")
         if failure.attempt >= handler.max_retries:
             return ErrorDecision(
@@ -122,6 +122,14 @@ class RetryStrategy:
             )
         delay = handler.retry_delay * handler.retry_backoff**failure.attempt
         return ErrorDecision(ErrorAction.RETRY, delay=delay)
+
+
+def _is_retryable(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """``isinstance``, also for errors that came back from a worker as a RoutineError."""
+    if isinstance(error, kinds):
+        return True
+    remote_classes = getattr(error, "error_mro", ())  # qualified names of the remote class
+    return any(f"{kind.__module__}.{kind.__qualname__}" in remote_classes for kind in kinds)
 
 
 #: The runtime's last resort when neither routine nor flow has a handler.

@@ -65,24 +65,34 @@ class RoutineError(RoutiluxError):
 
     Remote executors return this instead of the original exception, whose class may not
     exist (or not unpickle) on the driver. ``error_type`` is the qualified class name,
-    ``remote_traceback`` the formatted traceback from where it was raised.
+    ``remote_traceback`` the formatted traceback from where it was raised, ``error_mro`` the
+    ``module.qualname`` of every class in the original's MRO (so a driver-side strategy can
+    match ``retryable_exceptions`` by name).
     """
 
-    def __init__(self, error_type: str, message: str, remote_traceback: str = "") -> None:
-        super().__init__(error_type, message, remote_traceback)
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        remote_traceback: str = "",
+        error_mro: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(error_type, message, remote_traceback, error_mro)
         self.error_type = error_type
         self.message = message
         self.remote_traceback = remote_traceback
+        self.error_mro = tuple(error_mro)
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> RoutineError:
-        """Capture type, message and traceback text of ``exc``."""
+        """Capture type, message, traceback text and class names of ``exc``."""
         kind = type(exc)
         name = kind.__qualname__
         if kind.__module__ not in ("builtins", "__main__"):
             name = f"{kind.__module__}.{name}"
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(name, str(exc), text)
+        mro = tuple(f"{k.__module__}.{k.__qualname__}" for k in kind.__mro__)
+        return cls(name, str(exc), text, mro)
 
     def __str__(self) -> str:
         return f"{self.error_type}: {self.message}"

@@ -263,6 +263,13 @@ class JobStateView:
     def record(self, routine_id: str, kind: str, detail: Any = None) -> None:
         self._ops.append(("record", routine_id, kind, detail))
 
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"job_state.{name} is not available to logic on a remote executor; it sees job_id, "
+            "flow_id, status, current_routine_id, get_routine_state, update_routine_state, "
+            "routine_states, shared_data, shared_log, cancel_requested and record"
+        )
+
     def __repr__(self) -> str:
         return f"<JobStateView {self.job_id} flow={self.flow_id!r} (remote snapshot)>"
 
@@ -326,19 +333,11 @@ def run_remote_activation(routine_id: str, payload: bytes) -> bytes:
             else:
                 routine.get_logic()(slot_data, message, view)
     except BaseException as exc:  # noqa: BLE001 - SystemExit in logic fails the activation only
-        error = _routine_error(exc)
+        error = RoutineError.from_exception(exc)
     finally:
         current_activation.reset(token)
         _flush_output()
     return _dump_outcome(routine_id, ops, error)
-
-
-def _routine_error(exc: BaseException) -> RoutineError:
-    error = RoutineError.from_exception(exc)
-    # The class names let a driver-side strategy match retryable_exceptions by name.
-    names = tuple(f"{kind.__module__}.{kind.__qualname__}" for kind in type(exc).__mro__)
-    error.error_mro = names  # type: ignore[attr-defined]
-    return error
 
 
 def _dump_outcome(routine_id: str, ops: list[tuple[Any, ...]], error: RoutineError | None) -> bytes:

@@ -207,7 +207,8 @@ class Runtime:
             if self._shut_down and not self._executors:
                 return
             self._shut_down = True
-        if not wait or not self.wait_until_all_jobs_finished(timeout):
+        finished = wait and self.wait_until_all_jobs_finished(timeout)
+        if not finished:
             with self._lock:
                 running = list(self._active.values())
             for run in running:
@@ -216,8 +217,8 @@ class Runtime:
         with self._lock:
             executors = list(self._executors.values())
             self._executors.clear()
-        for executor in executors:
-            executor.shutdown(wait=wait)
+        for executor in executors:  # after a timeout, hung work must not hang shutdown too
+            executor.shutdown(wait=finished)
 
     def __enter__(self) -> Runtime:
         return self

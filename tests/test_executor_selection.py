@@ -7,6 +7,7 @@ executors; where a routine ran is told by its process id.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,42 @@ def test_the_flow_beats_the_environment(project, monkeypatch, make_runtime, make
     flow = pid_flow(make_routine)
     flow.set_executor("process", max_workers=1)
     assert ran_in_a_worker_process(make_runtime, flow)
+
+
+PROBE_MODULE = """
+import os
+
+from routilux_kernel import Routine
+
+
+class PidProbe(Routine):
+    def __init__(self):
+        super().__init__()
+        self.add_slot("trigger")
+
+    def logic(self, slot_data, policy_message, job_state):
+        job_state.shared_data["pid"] = os.getpid()
+"""
+
+
+def test_a_flow_file_beats_the_environment_and_code_beats_the_flow_file(
+    project, monkeypatch, make_runtime
+):
+    from routilux_kernel.flow_files import load_flow_file
+
+    # The routine class lives next to the flow file: workers must import it from there.
+    (project / "file_probes.py").write_text(PROBE_MODULE)
+    (project / "where.json").write_text(
+        '{"flow_id": "where-file", "executor": {"name": "process", "options": '
+        '{"max_workers": 1}}, "routines": {"probe": {"use": "file_probes:PidProbe"}}}'
+    )
+    monkeypatch.setenv("ROUTILUX_EXECUTOR", "thread")
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the loader extends it
+
+    flow = load_flow_file(project / "where.json")
+
+    assert ran_in_a_worker_process(make_runtime, flow)
+    assert not ran_in_a_worker_process(make_runtime, flow, executor="thread")
 
 
 def test_code_beats_the_flow(project, make_runtime, make_routine):

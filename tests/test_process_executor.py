@@ -268,6 +268,24 @@ def test_retry_after_a_crash_runs_on_a_fresh_worker(make_runtime, make_routine, 
     assert len(crashes) == 1 and crashes[0]["error_type"] == "WorkerCrashedError"
 
 
+def test_workers_that_cannot_start_fail_the_work_with_their_error(make_runtime, make_routine):
+    flow = Flow("no-workers")
+    flow.add_routine(make_routine(logic=lambda *_: None), "stranded")
+    runtime = make_runtime(
+        executor="process",
+        executor_options={"max_workers": 1, "worker_plugins": ["no_such_plugin_module"]},
+    )
+
+    state = runtime.run(flow, timeout=WAIT)
+
+    assert state.status == ExecutionStatus.FAILED
+    assert "3 worker processes in a row failed to start" in str(state.error)
+    assert "No module named 'no_such_plugin_module'" in str(state.error)
+    later = runtime.run(flow, timeout=WAIT)  # refused at once, not hung
+    assert later.status == ExecutionStatus.FAILED
+    assert "refused routine 'stranded'" in str(later.error)
+
+
 # -- cancel --------------------------------------------------------------------------------
 
 
@@ -336,6 +354,7 @@ def test_shutdown_leaves_no_worker_processes_or_threads(make_routine):
     runtime.shutdown(wait=True)
 
     assert executor.worker_pids == []
+    executor.shutdown(wait=True)  # a second shutdown is harmless
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists(), f"worker {pid} is still alive"
     leftovers = [t.name for t in threading.enumerate() if t.name.startswith("routilux-process")]

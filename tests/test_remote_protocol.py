@@ -123,6 +123,18 @@ def test_reads_see_the_snapshot_taken_at_dispatch(loopback_runtime, make_routine
     assert state.get_routine_state("only") == {"runs": 5}
 
 
+def test_job_state_attributes_a_worker_cannot_have_are_refused_clearly(
+    loopback_runtime, make_routine
+):
+    def logic(slot_data, message, job_state):
+        job_state.errors  # noqa: B018 - driver-side bookkeeping, not in the snapshot
+
+    state = loopback_runtime.run(single(make_routine, logic), timeout=WAIT)
+
+    assert state.error.error_type == "AttributeError"
+    assert "job_state.errors is not available to logic on a remote executor" in str(state.error)
+
+
 def test_shared_log_is_append_only_remotely(loopback_runtime, make_routine):
     def logic(slot_data, message, job_state):
         job_state.shared_log.append(1)
@@ -163,7 +175,7 @@ def test_a_full_slot_during_replay_fails_the_activation_and_stops_the_replay(
     assert isinstance(state.error, SlotFullError)
     assert state.error_routine_id == "source"
     assert "after_flood" not in state.shared_data
-    assert state.unconsumed == {"sink": {"in": [{"n": 0}]}}
+    assert state.unconsumed["sink"] == {"in": [{"n": 0}]}  # only the first emit landed
 
 
 def test_remote_logic_cannot_emit_for_another_routine(loopback_runtime, make_routine):
@@ -252,3 +264,31 @@ def test_an_activation_of_a_closed_job_is_not_sent(loopback_runtime, make_routin
     assert state.status == ExecutionStatus.CANCELLED
     assert executor.calls == 1  # the emits after the cancel reached no worker
     assert [h[2] for h in state.history].count("emit_after_end") == 5
+
+
+def test_retry_limited_to_an_exception_class_matches_remote_errors_by_name(
+    loopback_runtime, make_routine
+):
+    from routilux_kernel import ErrorHandler, ErrorStrategy
+
+    def flaky(slot_data, message, job_state):
+        # The routine is pickled per activation, so the count lives in the job state.
+        tries = job_state.get_routine_state("flaky", {}).get("tries", 0) + 1
+        job_state.update_routine_state("flaky", {"tries": tries})
+        if tries < 3:
+            raise ConnectionResetError("try again")  # a subclass of ConnectionError
+
+    routine = make_routine(["trigger"], [], flaky)
+    routine.set_error_handler(
+        ErrorHandler(
+            ErrorStrategy.RETRY,
+            max_retries=3,
+            retry_delay=0.01,
+            retryable_exceptions=(ConnectionError,),
+        )
+    )
+    flow = Flow("remote_retry")
+    flow.add_routine(routine, "flaky")
+    state = loopback_runtime.run(flow, timeout=10)
+    assert state.status == "completed", state.error
+    assert state.get_routine_state("flaky") == {"tries": 3}

@@ -155,7 +155,7 @@ class ProcessExecutor(Executor):
             self._dispatcher.start()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
-        if self._dispatcher is None:
+        if self._dispatcher is None and not self._closing:
             self.start()
         payload = dumps((fn, args))
         future: Future[Any] = Future()
@@ -196,9 +196,9 @@ class ProcessExecutor(Executor):
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
-            dispatcher = self._dispatcher
+            dispatcher, self._dispatcher = self._dispatcher, None
             self._closing = True
-            if dispatcher is None:
+            if dispatcher is None:  # never started, or already shut down
                 return
             if wait:
                 self._changed.wait_for(lambda: not self._pending and not self._busy_locked())
@@ -228,11 +228,14 @@ class ProcessExecutor(Executor):
         if completions is not None:
             in_callback = threading.current_thread().name.startswith("routilux-process-done")
             completions.shutdown(wait=wait and not in_callback)
-        for fd in (self._wake_read, self._wake_write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        with self._lock:
+            wake_fds, self._wake_read, self._wake_write = (
+                (self._wake_read, self._wake_write),
+                -1,
+                -1,
+            )
+        for fd in wake_fds:
+            os.close(fd)
 
     @property
     def max_workers(self) -> int:
@@ -330,17 +333,23 @@ class ProcessExecutor(Executor):
                     os.read(self._wake_read, 4096)
                     continue
                 worker = watched[ready]
-                if worker.dead:
-                    continue
-                if ready is worker.conn:
-                    try:
-                        message = worker.conn.recv()
-                    except (EOFError, OSError):
-                        self._on_exit(worker)
-                        continue
-                    self._on_message(worker, message)
-                else:
-                    self._on_exit(worker)
+                try:
+                    self._on_ready(worker, ready)
+                except Exception:  # a dead dispatcher would hang every future: carry on
+                    logger.opt(exception=True).error("process executor: dispatcher error")
+
+    def _on_ready(self, worker: _Worker, ready: Any) -> None:
+        if worker.dead:
+            return
+        if ready is worker.conn:
+            try:
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                self._on_exit(worker)
+                return
+            self._on_message(worker, message)
+        else:
+            self._on_exit(worker)
 
     def _on_message(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -484,6 +493,7 @@ def worker_main() -> None:
     conn.send(("ready", os.getpid()))
     while (message := tasks.get()) is not None:
         _, task_id, payload = message
+        cancelled &= {task_id}  # only this task can be cancelled now: drop late cancels
         current[0] = task_id
         try:
             fn, args = loads(payload)
@@ -491,9 +501,11 @@ def worker_main() -> None:
         except BaseException as exc:  # noqa: BLE001 - the task fails, the worker lives on
             reply = ("done", task_id, False, dumps(RoutineError.from_exception(exc)))
         current[0] = None
-        cancelled.discard(task_id)
         for stream in (sys.stdout, sys.stderr):
-            stream.flush()
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass  # logic closed or replaced the stream: the result still goes back
         conn.send(reply)
 
 

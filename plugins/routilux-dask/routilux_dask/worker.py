@@ -101,7 +101,10 @@ class _CancelProbe:
         self._local = threading.local()
 
     def __call__(self) -> bool:
-        key = get_worker().get_current_task()
+        try:
+            key = get_worker().get_current_task()
+        except Exception:  # asked from a thread the logic started: no task to look up
+            return False
         local = self._local
         now = time.monotonic()
         if getattr(local, "key", None) == key and now - local.checked < CANCEL_CHECK_INTERVAL:
