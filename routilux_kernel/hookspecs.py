@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    from routilux_kernel.activation import Activation
     from routilux_kernel.error_handling import ActivationFailure, ErrorDecision
     from routilux_kernel.flow import Flow
-    from routilux_kernel.job_run import Activation
     from routilux_kernel.job_state import JobState
 
 PROJECT_NAME = "routilux"

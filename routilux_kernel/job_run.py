@@ -24,9 +24,10 @@ except ImportError:  # pragma: no cover - a loguru without it falls back to cont
     _log_context = None
 
 from routilux_kernel._context import current_activation
-from routilux_kernel._plan import FlowPlan, RoutineSpec
+from routilux_kernel._plan import FlowPlan
 from routilux_kernel._timers import TimerHandle
-from routilux_kernel.activation_policies import DEFAULT_POLICY, SlotQueues
+from routilux_kernel.activation import Activation, RoutineRun
+from routilux_kernel.activation_policies import DEFAULT_POLICY
 from routilux_kernel.error_handling import (
     DEFAULT_ERROR_HANDLER,
     ActivationFailure,
@@ -48,70 +49,6 @@ if TYPE_CHECKING:
     from routilux_kernel.flow import Flow
     from routilux_kernel.routine import Routine
     from routilux_kernel.runtime import Runtime
-
-
-class RoutineRun(SlotQueues):
-    """A routine's state in one job: its slot queues (the policy's view), whether it is
-    running, and the activation context its logic's ``emit`` calls go through."""
-
-    __slots__ = ("job", "job_state", "spec", "routine_id", "routine", "busy", "skipped", "wake")
-
-    def __init__(self, job: JobRun, spec: RoutineSpec) -> None:
-        SlotQueues.__init__(self, spec.slot_names)
-        self.job = job
-        self.job_state = job.job_state
-        self.spec = spec
-        self.routine_id = spec.routine_id
-        self.routine = spec.routine
-        self.busy = False
-        self.skipped = False
-        self.wake: TimerHandle | None = None
-
-    def emit(self, routine: Routine, event: str, data: dict[str, Any]) -> None:
-        """Route an emit of the running logic (the in-process ActivationContext)."""
-        routine_id = self.routine_id if routine is self.routine else self.job.id_of(routine)
-        self.job.route_emit(routine_id, event, data)
-
-    def _on_wake_request(self, seconds: float) -> None:
-        self.job._request_wake(self, seconds)
-
-
-class Activation:
-    """One run of a routine's logic on one slice of data; what ``run_activation`` hooks see."""
-
-    __slots__ = ("job", "run", "slot_data", "policy_message", "attempt", "future", "running")
-
-    def __init__(self, job: JobRun, run: RoutineRun, slot_data: dict[str, Any], message: Any):
-        self.job = job
-        self.run = run
-        self.slot_data = slot_data
-        self.policy_message = message
-        self.attempt = 0
-        self.future: Any = None
-        #: False while queued on the executor or waiting for a retry: if the job ends then,
-        #: its data goes back to ``JobState.unconsumed`` instead of being lost.
-        self.running = False
-
-    @property
-    def routine_id(self) -> str:
-        return self.run.spec.routine_id
-
-    @property
-    def routine(self) -> Routine:
-        return self.run.spec.routine
-
-    @property
-    def job_state(self) -> JobState:
-        return self.job.job_state
-
-    def call_logic(self) -> Any:
-        """Run the routine's logic on this activation's data."""
-        return self.run.spec.routine.get_logic()(
-            self.slot_data, self.policy_message, self.job.job_state
-        )
-
-    def __repr__(self) -> str:
-        return f"<Activation {self.routine_id} job={self.job.job_state.job_id} try={self.attempt}>"
 
 
 class JobRun:

@@ -35,7 +35,8 @@ from routilux_kernel.job_state import ExecutionStatus
 if TYPE_CHECKING:
     import pluggy
 
-    from routilux_kernel.job_run import Activation, JobRun
+    from routilux_kernel.activation import Activation
+    from routilux_kernel.job_run import JobRun
     from routilux_kernel.routine import Routine
 
 __all__ = [
