@@ -35,6 +35,14 @@ def new_job_id() -> str:
     return f"{_id_prefix}-{next(_id_counter)}"
 
 
+def check_state_update(routine_id: str, updates: object) -> None:
+    """The argument check of ``update_routine_state``, shared with the remote job-state view."""
+    if not isinstance(updates, dict):
+        raise TypeError(
+            f"update_routine_state({routine_id!r}, ...) takes a dict, got {type(updates).__name__}"
+        )
+
+
 class ExecutionStatus(StrEnum):
     """Status of a job; compares and prints as its lower-case name."""
 
@@ -108,11 +116,7 @@ class JobState:
 
     def update_routine_state(self, routine_id: str, updates: dict[str, Any]) -> None:
         """Merge ``updates`` into the routine's state (keys not named are kept)."""
-        if not isinstance(updates, dict):
-            raise TypeError(
-                f"update_routine_state({routine_id!r}, ...) takes a dict, "
-                f"got {type(updates).__name__}"
-            )
+        check_state_update(routine_id, updates)
         with self._lock:
             self._routine_states.setdefault(routine_id, {}).update(updates)
 

@@ -30,7 +30,7 @@ from loguru import logger
 from routilux_kernel._context import current_activation
 from routilux_kernel._pickling import dumps, loads, pickling_problems
 from routilux_kernel.errors import ExecutorError, RoutiluxError, RoutineError
-from routilux_kernel.job_state import ExecutionStatus
+from routilux_kernel.job_state import ExecutionStatus, check_state_update
 
 if TYPE_CHECKING:
     import pluggy
@@ -240,11 +240,7 @@ class JobStateView:
         return dict(state) if state is not None else default
 
     def update_routine_state(self, routine_id: str, updates: dict[str, Any]) -> None:
-        if not isinstance(updates, dict):
-            raise TypeError(
-                f"update_routine_state({routine_id!r}, ...) takes a dict, "
-                f"got {type(updates).__name__}"
-            )
+        check_state_update(routine_id, updates)
         self._states.setdefault(routine_id, {}).update(updates)
         self._ops.append(("state", routine_id, dict(updates)))
 
