@@ -9,15 +9,43 @@ recorded writes and emits when the future completes. This module only bridges
 from __future__ import annotations
 
 import os
+import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from loguru import logger
 
 from routilux_kernel.executors import Executor, ExecutorCapabilities
 from routilux_kernel.remote import WorkerCrashedError
+
+
+@contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Keep the LocalCluster's worker processes from re-running the driver's script.
+
+    Workers start with multiprocessing's spawn, which imports the parent's ``__main__``
+    script again in every worker: a script without an ``if __name__ == "__main__":`` guard
+    (the tutorial's, for one) would start a second runtime inside each worker. Routines
+    travel by value (cloudpickle), so workers never need that script; while the cluster
+    starts, ``__main__`` shows no file or spec to spawn.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved: dict[str, Any] = {
+        key: main.__dict__[key] for key in ("__file__", "__spec__") if key in main.__dict__
+    }
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 class DaskExecutor(Executor):
@@ -83,7 +111,10 @@ class DaskExecutor(Executor):
                 **self.cluster_options,
             }
             # A task that kills its worker must fail, not be retried on the next worker.
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            with (
+                dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+                _main_script_hidden(),
+            ):
                 self.cluster = LocalCluster(**options)
             self.client = Client(self.cluster, set_as_default=False)
         else:

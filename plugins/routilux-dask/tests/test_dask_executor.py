@@ -249,3 +249,25 @@ def test_a_dying_worker_fails_only_its_activation(runtime: Runtime) -> None:
     assert f"routine 'fragile' of job {crashed.job_id}" in str(crashed.error)
     again = runtime.run(flow, {"die": False}, timeout=WAIT)
     assert again.status == ExecutionStatus.COMPLETED, again.error
+
+
+TUTORIAL = Path(__file__).resolve().parents[3] / "examples" / "tutorial"
+
+
+def test_an_unguarded_tutorial_script_runs_on_a_local_cluster() -> None:
+    """Spawned workers must not re-run the driver's script (step 4 has no __main__ guard)."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTILUX_")}
+    env["ROUTILUX_EXECUTOR"] = "dask"
+    result = subprocess.run(
+        [sys.executable, str(TUTORIAL / "step4.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Count: 1") == 5
+    assert "Final count: 1" in result.stdout
+    assert "bootstrapping phase" not in result.stderr
