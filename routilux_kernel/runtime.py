@@ -83,6 +83,7 @@ class Runtime:
             )
         self._timers = TimerService()
         self._lock = threading.Lock()
+        self._executors_lock = threading.Lock()
         self._all_finished = threading.Condition(self._lock)
         self._active: dict[str, JobRun] = {}
         self._finished: OrderedDict[str, JobState] = OrderedDict()
@@ -214,7 +215,7 @@ class Runtime:
             for run in running:
                 run.cancel("runtime shut down")
         self._timers.stop()
-        with self._lock:
+        with self._executors_lock:
             executors = list(self._executors.values())
             self._executors.clear()
         for executor in executors:  # after a timeout, hung work must not hang shutdown too
@@ -340,7 +341,9 @@ class Runtime:
         self, name: str, options: dict[str, Any] | None = None, source: str = "code"
     ) -> Executor:
         """The runtime's executor of that name, created and started on first use."""
-        with self._lock:
+        # A separate lock: starting a cluster can take seconds, and jobs already running
+        # must still be able to report that they finished meanwhile.
+        with self._executors_lock:
             existing = self._executors.get(name)
             if existing is not None:
                 return existing
