@@ -550,9 +550,11 @@ class JobRun:
         for activation in self._active:
             if activation.running:
                 continue  # its logic finishes on its own; later emits go to unconsumed
-            future = activation.future
-            if future is not None and not activation.run.spec.executor.cancel(future):
-                continue  # a remote executor already started it
+            spec = activation.run.spec
+            if not spec.in_process:  # only a remote task the executor withdrew is not running
+                future = activation.future
+                if future is None or not spec.executor.cancel(future):
+                    continue
             # Queued or waiting for a retry: it will not run, so its data is kept.
             left = state.unconsumed.setdefault(activation.run.routine_id, {})
             for slot, items in activation.slot_data.items():
