@@ -19,6 +19,8 @@ class RoutineSpec:
     slot_names: tuple[str, ...]
     executor: Executor
     in_process: bool
+    #: The routine's structure version this spec was made from.
+    structure_version: int
 
 
 @dataclass(eq=False)
@@ -29,6 +31,15 @@ class FlowPlan:
     routes: dict[tuple[str, str], tuple[tuple[str, str], ...]]
     entry_ids: list[str]
     id_by_routine: dict[int, str]
+
+    def is_current(self, flow: Flow) -> bool:
+        """False once the flow, or one of its routines' slots, events or executor, changed."""
+        if self.version != flow.version:
+            return False
+        for spec in self.specs.values():
+            if spec.routine._structure_version != spec.structure_version:
+                return False
+        return True
 
 
 def build_plan(flow: Flow, executor_for: Callable[[str, Routine], Executor]) -> FlowPlan:
@@ -50,6 +61,7 @@ def build_plan(flow: Flow, executor_for: Callable[[str, Routine], Executor]) -> 
             slot_names=tuple(routine._slots),
             executor=executor,
             in_process=executor.capabilities.in_process,
+            structure_version=routine._structure_version,
         )
     if problems:
         raise FlowValidationError(

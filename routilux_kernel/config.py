@@ -16,6 +16,8 @@ from routilux_kernel.errors import RoutiluxError
 
 DEFAULT_EXECUTOR = "thread"
 EXECUTOR_ENV = "ROUTILUX_EXECUTOR"
+#: Every key the config table may hold (``registered_only`` is read by the CLI).
+CONFIG_KEYS = ("executor", "registered_only")
 
 
 class ConfigError(RoutiluxError, ValueError):
@@ -54,6 +56,12 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _parse(path: Path, table: dict[str, Any], prefix: str = "") -> ProjectConfig:
+    unknown = sorted(set(table) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) {', '.join(prefix + key for key in unknown)}; "
+            f"known keys: {', '.join(prefix + key for key in CONFIG_KEYS)}"
+        )
     executor = table.get("executor")
     options: dict[str, Any] = {}
     if isinstance(executor, dict):

@@ -73,12 +73,12 @@ class ErrorHandler:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"strategy": self.strategy_name}
-        if self.strategy == ErrorStrategy.RETRY:
-            data.update(
-                max_retries=self.max_retries,
-                retry_delay=self.retry_delay,
-                retry_backoff=self.retry_backoff,
-            )
+        defaults = ErrorHandler()
+        for key in ("max_retries", "retry_delay", "retry_backoff"):
+            value = getattr(self, key)
+            # RETRY always spells its numbers out; other strategies only when they differ
+            if self.strategy == ErrorStrategy.RETRY or value != getattr(defaults, key):
+                data[key] = value
         data.update(self.options)
         return data
 
@@ -122,6 +122,16 @@ class RetryStrategy:
             )
         delay = handler.retry_delay * handler.retry_backoff**failure.attempt
         return ErrorDecision(ErrorAction.RETRY, delay=delay)
+
+
+class UnknownStrategy:
+    """Stands in for a strategy name nobody registered: STOP, saying so."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def decide(self, failure: ActivationFailure) -> ErrorDecision:
+        return ErrorDecision(ErrorAction.STOP, reason=self.reason)
 
 
 def _is_retryable(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:

@@ -34,6 +34,7 @@ from routilux_kernel.error_handling import (
     ErrorAction,
     ErrorDecision,
     ErrorHandler,
+    UnknownStrategy,
 )
 from routilux_kernel.errors import (
     ActivationPolicyError,
@@ -435,8 +436,8 @@ class JobRun:
         routine_id = activation.run.spec.routine_id
         try:
             strategy = self.runtime.registries.error_strategies.get(handler.strategy_name)
-        except LookupError as exc:
-            return ErrorDecision(ErrorAction.STOP, reason=f"routine {routine_id!r}: {exc}")
+        except LookupError as exc:  # a decide_error hook may still know what to do
+            strategy = UnknownStrategy(f"routine {routine_id!r}: {exc}")
         failure = ActivationFailure(
             error, routine_id, self.job_state, handler, strategy, activation.attempt
         )

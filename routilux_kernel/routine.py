@@ -57,6 +57,9 @@ class Routine:
         self._activation_policy: Any = None
         self._error_handler: ErrorHandler | None = None
         self._executor: str | None = None
+        # Bumped by changes a runtime snapshots (slots, events, executor), so a flow's
+        # cached plan is rebuilt when one of its routines changes after it ran.
+        self._structure_version = 0
 
     # -- structure -----------------------------------------------------------------------
 
@@ -84,6 +87,7 @@ class Routine:
             )
         slot = Slot(name, max_queue_length, on_full, block_timeout)
         self._slots[name] = slot
+        self._structure_version += 1
         return slot
 
     def add_event(self, name: str, params: Iterable[str] | None = None) -> Event:
@@ -93,6 +97,7 @@ class Routine:
             raise ValueError(f"{type(self).__name__} already has an event named {name!r}")
         event = Event(name, tuple(params or ()))
         self._events[name] = event
+        self._structure_version += 1
         return event
 
     @property
@@ -164,6 +169,7 @@ class Routine:
     def set_executor(self, name: str | None) -> None:
         """Run this routine's activations on the named executor (e.g. ``"process"``)."""
         self._executor = name
+        self._structure_version += 1
 
     @property
     def executor(self) -> str | None:

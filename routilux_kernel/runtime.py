@@ -74,6 +74,8 @@ class Runtime:
         self._executor_choice = executor
         self._executor_options = dict(executor_options or {})
         self._executors: dict[str, Executor] = {}
+        # name -> (options it was created with, who asked first)
+        self._executor_origins: dict[str, tuple[dict[str, Any], str]] = {}
         if isinstance(executor, Executor):
             self._executors[executor.name] = executor
             executor.start()
@@ -252,7 +254,7 @@ class Runtime:
 
     def _plan_for(self, flow: Flow) -> FlowPlan:
         plan: FlowPlan | None = flow._runtime_plans.get(self)
-        if plan is not None and plan.version == flow.version:
+        if plan is not None and plan.is_current(flow):
             return plan
         problems = [p for p in flow.validation_errors() if "no entry routine" not in p]
         if problems:
@@ -343,9 +345,20 @@ class Runtime:
         """The runtime's executor of that name, created and started on first use."""
         # A separate lock: starting a cluster can take seconds, and jobs already running
         # must still be able to report that they finished meanwhile.
+        options = dict(options or {})
+        if self.thread_pool_size is not None:  # code beats flow file and config
+            options["max_workers"] = self.thread_pool_size
         with self._executors_lock:
             existing = self._executors.get(name)
             if existing is not None:
+                first_options, first_source = self._executor_origins.get(name, (options, source))
+                if options and options != first_options:
+                    raise ExecutorError(
+                        f"executor {name!r} already runs in this runtime with options "
+                        f"{first_options} (asked for by {first_source}); {source} asks for "
+                        f"{options}. One runtime has one executor per name: use the same "
+                        "options, or another Runtime"
+                    )
                 return existing
             if self._shut_down:
                 raise RuntimeShutDownError("this Runtime was shut down; create a new one")
@@ -353,9 +366,6 @@ class Runtime:
                 factory = self.registries.executors.get(name)
             except LookupError as exc:
                 raise ExecutorError(f"{exc} (asked for by {source})") from None
-            options = dict(options or {})
-            if self.thread_pool_size is not None:  # code beats flow file and config
-                options["max_workers"] = self.thread_pool_size
             try:
                 created: Executor = factory(**options)
                 created.start()
@@ -365,6 +375,7 @@ class Runtime:
                     f"{options}: {type(exc).__name__}: {exc}"
                 ) from exc
             self._executors[name] = created
+            self._executor_origins[name] = (options, source)
             return created
 
     def __repr__(self) -> str:

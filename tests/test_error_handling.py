@@ -280,3 +280,17 @@ def test_cancelling_during_a_retry_wait_stops_the_retry(runtime, make_routine) -
     witness = runtime.run(retry_flow(make_routine, 1, slower, later), timeout=WAIT)
     assert witness.status == "completed" and len(later) == 2
     assert len(attempts) == 1
+
+
+def test_error_handler_to_dict_keeps_numbers_that_differ_from_the_defaults() -> None:
+    assert ErrorHandler("stop").to_dict() == {"strategy": "stop"}
+    assert ErrorHandler("circuit", max_retries=7).to_dict() == {
+        "strategy": "circuit",
+        "max_retries": 7,
+    }
+    assert ErrorHandler(ErrorStrategy.RETRY).to_dict() == {
+        "strategy": "retry",
+        "max_retries": 3,
+        "retry_delay": 1.0,
+        "retry_backoff": 2.0,
+    }

@@ -191,3 +191,39 @@ def test_an_unknown_executor_in_the_config_file_names_the_file(project, make_run
     (project / "routilux.toml").write_text('executor = "warp-drive"\n')
     with pytest.raises(ExecutorError, match="routilux.toml"):
         make_runtime().exec(pid_flow(make_routine))
+
+
+def test_changing_a_routines_executor_after_a_run_takes_effect(project, make_runtime, make_routine):
+    runtime = make_runtime()
+    flow = pid_flow(make_routine)
+    first = runtime.run(flow, timeout=WAIT)
+    assert first.shared_data["pid"] == os.getpid()
+    flow.routines["probe"].set_executor("process")  # no change to the flow itself
+    second = runtime.run(flow, timeout=WAIT)
+    assert second.status == ExecutionStatus.COMPLETED, second.error
+    assert second.shared_data["pid"] != os.getpid()
+
+
+def test_one_executor_name_with_two_sets_of_options_is_refused(project, make_runtime, make_routine):
+    runtime = make_runtime()
+    first = pid_flow(make_routine, "first")
+    first.set_executor("process", max_workers=1)
+    assert runtime.run(first, timeout=WAIT).status == ExecutionStatus.COMPLETED
+    second = pid_flow(make_routine, "second")
+    second.set_executor("process", max_workers=2)
+    with pytest.raises(ExecutorError) as info:
+        runtime.exec(second)
+    message = str(info.value)
+    assert "'process'" in message and "flow 'first'" in message and "flow 'second'" in message
+    same = pid_flow(make_routine, "same")
+    same.set_executor("process", max_workers=1)
+    assert runtime.run(same, timeout=WAIT).status == ExecutionStatus.COMPLETED
+
+
+def test_an_unknown_key_in_the_config_file_is_an_error(project, make_runtime, make_routine):
+    (project / "routilux.toml").write_text('exector = "process"\n')
+    runtime = make_runtime()
+    from routilux_kernel.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"routilux.toml: unknown key\(s\) exector; known keys"):
+        runtime.exec(pid_flow(make_routine))

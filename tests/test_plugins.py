@@ -354,6 +354,19 @@ def test_decide_error_returning_none_defers_to_the_strategy(make: Callable[..., 
     assert state.status == "failed" and state.error_routine_id == "second"
 
 
+def test_decide_error_is_asked_even_for_a_strategy_nobody_registered(
+    make: Callable[..., Runtime],
+) -> None:
+    forgiving = Forgiving()
+    runtime = make(plugins=[forgiving], default_error_handler=ErrorHandler("no-such-strategy"))
+    state = runtime.run(two_step_flow(fail_second=KeyError("missing")), timeout=WAIT)
+    assert state.status == "completed"  # the hook decided; the unknown name did not matter
+    assert forgiving.asked == [("second", "no-such-strategy")]
+    state = runtime.run(two_step_flow(fail_second=ValueError("bad")), timeout=WAIT)
+    assert state.status == "failed"  # the hook deferred: STOP, saying why
+    assert "unknown error strategy 'no-such-strategy'" in state.errors[-1]["reason"]
+
+
 # -- invalid plugins given in code ----------------------------------------------------------
 
 
