@@ -596,3 +596,37 @@ def test_a_command_with_broken_arguments_is_left_out(capsys: pytest.CaptureFixtu
     )
     assert main(["broken"], plugin_manager=pm) == 2
     assert main(["graph", str(EXAMPLES / "word_count.yaml")], plugin_manager=pm) == 0
+
+
+def test_validate_names_an_unknown_executor_from_the_environment(tmp_path: Path) -> None:
+    flow_file = Path(__file__).resolve().parent.parent / "examples" / "flows" / "word_count.yaml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTILUX_")}
+    env["ROUTILUX_EXECUTOR"] = "warp"
+    done = subprocess.run(
+        [sys.executable, "-m", "routilux_kernel.cli", "validate", str(flow_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "environment variable ROUTILUX_EXECUTOR: unknown executor 'warp'" in done.stderr
+    assert "1 problem" in done.stderr
+
+
+def test_output_closed_early_is_not_a_failure(tmp_path: Path) -> None:
+    reader = subprocess.Popen(["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "routilux_kernel.cli", "plugins", "--json"],
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert reader.stdin is not None
+    reader.stdin.close()
+    reader.wait(timeout=10)
+    assert "BrokenPipeError" not in done.stderr
+    assert done.returncode == 0, done.stderr

@@ -355,3 +355,18 @@ def test_trace_plugins_logs_every_hook_call(plugin_site: Path) -> None:
     assert "status: completed" in done.stdout
     untraced = run_python(plugin_site, TRACE_PROGRAM, ROUTILUX_LOAD_PLUGINS="sample")
     assert "plugin trace:" not in untraced.stdout and "status: completed" in untraced.stdout
+
+
+def test_the_cli_says_which_plugins_were_left_out(plugin_site: Path) -> None:
+    """A missing routine is often a plugin that failed to load: every command says so."""
+    done = run_python(
+        plugin_site,
+        "import sys; from routilux_kernel.cli import main; sys.exit(main(['routines']))",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sample.upper" in done.stdout
+    assert re.search(
+        r"plugin 'broken' \(routilux-broken-plugin 0\.0\.1\) was left out: "
+        r"import failed: ModuleNotFoundError",
+        done.stderr,
+    ), done.stderr

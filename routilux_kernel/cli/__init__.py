@@ -51,6 +51,8 @@ def main(
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     args.plugin_manager = pm
+    if args.command != "plugins":  # that command lists them itself
+        _report_plugin_failures(pm)
     sink = _enable_logging(args.verbose)
     try:
         return _run_command(args)
@@ -124,6 +126,9 @@ def _run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed early (e.g. piped into head): not a failure
+        _silence_stdout()
+        return 0
     except Exception as exc:
         if args.verbose:
             traceback.print_exc()
@@ -134,6 +139,29 @@ def _run_command(args: argparse.Namespace) -> int:
         )
         return EXIT_JOB_FAILED
     return 0 if code is None else int(code)
+
+
+def _report_plugin_failures(pm: pluggy.PluginManager) -> None:
+    """A plugin that failed to load is why a routine or executor may be missing: say so."""
+    from routilux_kernel.plugins import plugin_load_failures
+
+    for failure in plugin_load_failures(pm):
+        where = failure["distribution"] or "unknown distribution"
+        if failure["version"]:
+            where = f"{where} {failure['version']}"
+        print(
+            f"routilux: plugin {failure['entry_point']!r} ({where}) was left out: "
+            f"{failure['error']}",
+            file=sys.stderr,
+        )
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _enable_logging(verbosity: int) -> int:

@@ -13,6 +13,7 @@ from routilux_kernel.cli.flow_arguments import (
     executor_capabilities,
     load_flow,
 )
+from routilux_kernel.config import configured_executor
 from routilux_kernel.flow import Flow
 from routilux_kernel.flow_spec import FlowFileError, flow_entry
 from routilux_kernel.plugins import registries_for
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         )
     notes: list[str] = []
     if flow is not None and not problems:
+        problems.extend(_unknown_executor_problems(flow, args, registries))
+    if flow is not None and not problems:
         problems.extend(_executor_option_problems(flow, args, registries))
         problems.extend(_pickling_problems(flow, args, registries, notes))
     for note in notes:
@@ -61,6 +64,30 @@ def run(args: argparse.Namespace) -> int:
     assert flow is not None
     print(f"{args.flow_file}: valid: {_describe(flow, args.executor)}")
     return EXIT_OK
+
+
+def _unknown_executor_problems(
+    flow: Flow, args: argparse.Namespace, registries: Registries
+) -> list[str]:
+    """Executor names no plugin registered, including ones from the environment or config."""
+    known = ", ".join(registries.executors.names()) or "none"
+    problems: dict[tuple[str, str], str] = {}
+    for routine_id, routine in flow.routines.items():
+        name, _ = effective_executor(routine, flow, args.executor)
+        if name in registries.executors:
+            continue
+        if routine.executor is not None:
+            where = f"{args.flow_file}: routines.{routine_id}.executor"
+        elif args.executor is not None:
+            continue  # reported already as an --executor problem
+        elif flow.executor is not None:
+            where = f"{args.flow_file}: executor"
+        else:
+            where = configured_executor()[2]
+        problems[(where, name)] = (
+            f"{where}: unknown executor {name!r}; registered executors: {known}"
+        )
+    return list(problems.values())
 
 
 def _executor_option_problems(

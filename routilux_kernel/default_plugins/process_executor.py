@@ -470,7 +470,7 @@ def worker_main() -> None:
         text = traceback.format_exc()
         sys.stderr.write(f"routilux {name} failed to start:\n{text}")
         conn.send(("failed", text))
-        return
+        raise SystemExit(1) from None
     tasks: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
     cancelled: set[int] = set()
     current: list[int | None] = [None]
