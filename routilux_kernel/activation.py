@@ -43,7 +43,16 @@ class RoutineRun(SlotQueues):
 class Activation:
     """One run of a routine's logic on one slice of data; what ``run_activation`` hooks see."""
 
-    __slots__ = ("job", "run", "slot_data", "policy_message", "attempt", "future", "running")
+    __slots__ = (
+        "job",
+        "run",
+        "slot_data",
+        "policy_message",
+        "attempt",
+        "future",
+        "running",
+        "submitting",
+    )
 
     def __init__(self, job: JobRun, run: RoutineRun, slot_data: dict[str, Any], message: Any):
         self.job = job
@@ -55,6 +64,8 @@ class Activation:
         #: False while queued on the executor or waiting for a retry: if the job ends then,
         #: its data goes back to ``JobState.unconsumed`` instead of being lost.
         self.running = False
+        #: True while a remote executor's ``submit`` runs; ``submit_remote`` then settles it.
+        self.submitting = False
 
     @property
     def routine_id(self) -> str:

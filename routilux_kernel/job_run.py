@@ -77,6 +77,9 @@ class JobRun:
         self._needs_finalize = False
         self._finalize_claim = threading.Lock()  # acquired once, by whoever finalizes
         self._active: set[Activation] = set()
+        self._to_cancel: list[Activation] = []  # remote work to withdraw once closed
+        self._claim_held = False  # finalized while logic of it still ran (see _finalize)
+        self._policy_thread: int | None = None  # the thread running a policy, under the lock
         self._timers: set[TimerHandle] = set()
         self._timeout = timeout
         self._timeout_handle: TimerHandle | None = None
@@ -86,14 +89,16 @@ class JobRun:
     def start(self, entries: list[tuple[str, str]], params: dict[str, Any]) -> None:
         """Deliver ``params`` to each ``(routine_id, slot)`` entry (plus resumed data) and go."""
         state = self.job_state
-        state.status = ExecutionStatus.RUNNING
-        state.started_at = time.time()
-        if self.hooks.job_started is not None:
-            self.hooks.notify(self.hooks.job_started, job_state=state, flow=self.flow)
-        if self._timeout is not None:
-            self._timeout_handle = self.runtime._timers.schedule(self._timeout, self._on_timeout)
-        ready: list[Activation] = []
         with self.lock:
+            if self.closed:  # cancelled (or shut down) before it started: keep the entry data
+                for routine_id, slot in entries:
+                    state.unconsumed.setdefault(routine_id, {}).setdefault(slot, []).append(
+                        dict(params)
+                    )
+                return
+            state.status = ExecutionStatus.RUNNING
+            state.started_at = time.time()
+            # Data is in the job's slots before any hook runs, so a close drains it.
             resumed, state.unconsumed = state.unconsumed, {}
             for routine_id, slots in resumed.items():
                 run = self._run_of(routine_id)
@@ -102,6 +107,15 @@ class JobRun:
                         run._append(slot, item)
             for routine_id, slot in entries:
                 self._run_of(routine_id)._append(slot, dict(params))
+        if self.hooks.job_started is not None:
+            self.hooks.notify(self.hooks.job_started, job_state=state, flow=self.flow)
+        ready: list[Activation] = []
+        with self.lock:
+            if self.closed:  # a hook or another thread ended it; the closer finalizes
+                return
+            if self._timeout is not None:
+                timers = self.runtime._timers
+                self._timeout_handle = timers.schedule(self._timeout, self._on_timeout)
             for run in self.runs.values():
                 activation = self._decide(run)
                 if activation is not None:
@@ -137,13 +151,20 @@ class JobRun:
             return None
         policy = run.spec.routine._activation_policy or DEFAULT_POLICY
         try:
-            activate, data, message = policy(run, self.job_state)
+            activate, data, message = self._ask(policy, run)
         except Exception as exc:
             self._policy_failed(run, policy, exc)
             return None
         if not activate:
             return None
         return self._activation_locked(run, data, message, policy)
+
+    def _ask(self, policy: Any, run: RoutineRun) -> Any:
+        self._policy_thread = threading.get_ident()
+        try:
+            return policy(run, self.job_state)
+        finally:
+            self._policy_thread = None
 
     def _activation_locked(
         self, run: RoutineRun, data: Any, message: Any, policy: Any
@@ -268,12 +289,18 @@ class JobRun:
                 run = self._run_of(target_id)
                 if run._length(slot) >= run.spec.slots[slot].max_queue_length:
                     self._wait_for_room(routine_id, event, targets)
-                    if self.closed:
+                    if self.closed:  # ended while this emit waited for room: keep the data
+                        state.record(routine_id, "emit_after_end", event)
+                        for target_id, slot in targets:
+                            state.unconsumed.setdefault(target_id, {}).setdefault(slot, []).append(
+                                data
+                            )
                         return
                     break
             for target_id, slot in targets:
                 run = self.runs[target_id]
-                if run.skipped:
+                # self.closed: the policy of an earlier target failed and ended the job
+                if run.skipped or self.closed:
                     state.unconsumed.setdefault(target_id, {}).setdefault(slot, []).append(data)
                     continue
                 run._append(slot, data)
@@ -332,16 +359,31 @@ class JobRun:
 
     def _finish(self, activation: Activation, error: BaseException | None) -> None:
         """End an activation: error strategy, next decision for the routine, job completion."""
-        if error is not None and not self.closed and self._handle_error(activation, error):
-            return  # a retry is scheduled; the activation stays in flight
+        if error is not None and not self.closed:
+            try:
+                if self._handle_error(activation, error):
+                    return  # a retry is scheduled; the activation stays in flight
+            except Exception as exc:  # e.g. a get_error_handler() override that raises
+                failure = RoutiluxError(
+                    f"handling the error of routine {activation.routine_id!r} in job "
+                    f"{self.job_state.job_id} failed: {type(exc).__name__}: {exc}"
+                )
+                failure.__cause__ = exc
+                with self.lock:
+                    self._close_locked(ExecutionStatus.FAILED, failure, activation.routine_id)
         run = activation.run
         next_activation = None
+        release_claim = False
         with self.lock:
             run.busy = False
             self._active.discard(activation)
             if not self.closed and run.any_ready():
                 next_activation = self._decide(run)
             ready = self._release_locked()
+            if self._claim_held and not self._logic_running_locked():
+                self._claim_held, release_claim = False, True
+        if release_claim:
+            self.job_state._release_claim()
         if next_activation is not None:
             self._dispatch(next_activation)
         for other in ready:
@@ -363,7 +405,7 @@ class JobRun:
             if on_idle is None:
                 continue
             try:
-                activate, data, message = on_idle(run, self.job_state)
+                activate, data, message = self._ask(on_idle, run)
             except Exception as exc:
                 self._policy_failed(run, policy, exc)
                 return []
@@ -371,7 +413,7 @@ class JobRun:
                 activation = self._activation_locked(run, data, message, policy)
                 if activation is not None:
                     ready.append(activation)
-        if not ready and not self.closed:
+        if not ready and not self.in_flight and not self.closed:  # on_idle may ask for a wake-up
             self._close_locked(ExecutionStatus.COMPLETED)
         return ready
 
@@ -399,6 +441,7 @@ class JobRun:
                 if self.closed:
                     return False
                 activation.running = False
+                activation.future = None  # waiting, not handed over: a close keeps its data
                 handle = self.runtime._timers.schedule(
                     decision.delay, lambda timer: self._retry(activation, timer)
                 )
@@ -418,6 +461,8 @@ class JobRun:
                 left = activation.run._drain()
                 if left:
                     state.unconsumed.setdefault(routine_id, {}).update(left)
+                    if self._blocked and self._room is not None:
+                        self._room.notify_all()  # emitters waiting on its full slots
             else:
                 state.errors.append(entry)
         return False
@@ -515,6 +560,12 @@ class JobRun:
         self._finalize()
 
     def cancel(self, reason: str = "cancelled by cancel_job") -> bool:
+        if self._policy_thread == threading.get_ident():  # this thread holds the lock
+            raise RoutiluxError(
+                f"job {self.job_state.job_id} was cancelled from inside an activation policy, "
+                "which runs under the job's lock; a policy cannot end its job (raise instead "
+                "to fail it, or cancel from routine logic)"
+            )
         with self.lock:
             if self.closed:
                 return False
@@ -549,28 +600,63 @@ class JobRun:
         if self._timeout_handle is not None:
             self._timeout_handle.cancel()
         for activation in self._active:
-            if activation.running:
-                continue  # its logic finishes on its own; later emits go to unconsumed
-            spec = activation.run.spec
-            if not spec.in_process:  # only a remote task the executor withdrew is not running
-                future = activation.future
-                if future is None or not spec.executor.cancel(future):
-                    continue
-            # Queued or waiting for a retry: it will not run, so its data is kept.
-            left = state.unconsumed.setdefault(activation.run.routine_id, {})
-            for slot, items in activation.slot_data.items():
-                if items:
-                    left.setdefault(slot, []).extend(items)
+            if activation.running or activation.submitting:
+                continue  # its logic (or its hand-over, see submit_remote) settles it
+            if activation.future is not None:  # handed to a remote executor
+                # Cancelled in _finalize: Future.cancel() runs done-callbacks at once, and
+                # those take this lock.
+                self._to_cancel.append(activation)
+                continue
+            # Queued, not yet handed over, or waiting for a retry: it will not run.
+            self._keep_locked(activation)
         if self._blocked and self._room is not None:
             self._room.notify_all()
         self._needs_finalize = True
+
+    def _logic_running_locked(self) -> bool:
+        for activation in self._active:
+            future = activation.future
+            if activation.running or activation.submitting:
+                return True
+            if future is not None and not future.done():
+                return True
+        return False
+
+    def _keep_locked(self, activation: Activation) -> None:
+        """Record the data of an activation that will not run, ahead of what its routine
+        still had queued (a policy takes from the front of the queues)."""
+        left = self.job_state.unconsumed.setdefault(activation.run.routine_id, {})
+        for slot, items in activation.slot_data.items():
+            if items:
+                left[slot] = [*items, *left.get(slot, ())]
+
+    def _withdraw(self, activation: Activation) -> bool:
+        """Cancel remote work (never under the lock); an executor that fails is reported."""
+        executor = activation.run.spec.executor
+        try:
+            return bool(executor.cancel(activation.future))
+        except Exception:
+            logger.opt(exception=True).error(
+                "executor {!r} failed to cancel routine {} of job {}",
+                executor.name,
+                activation.routine_id,
+                self.job_state.job_id,
+            )
+            return False
 
     def _finalize(self) -> None:
         """Tell hooks, waiters and the runtime, exactly once, outside the lock."""
         if not self._finalize_claim.acquire(blocking=False):
             return
+        for activation in self._to_cancel:
+            if self._withdraw(activation):
+                with self.lock:
+                    self._keep_locked(activation)
+        self._to_cancel = []
         state = self.job_state
         if self.hooks.job_finished is not None:
             self.hooks.notify(self.hooks.job_finished, job_state=state, flow=self.flow)
-        state._mark_done()
+        with self.lock:  # a resume must wait until no logic of this run is left running
+            self._claim_held = self._logic_running_locked()
+        state._mark_done(release_claim=not self._claim_held)
         self.runtime._job_finished(self)

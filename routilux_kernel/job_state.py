@@ -96,6 +96,7 @@ class JobState:
         self._done = threading.Lock()
         self._done.acquire()
         self._finished = False
+        self._claimed = False  # a run owns it (from exec until it is marked done)
         self._cancel_requested = False
 
     # -- routine state -------------------------------------------------------------------
@@ -151,14 +152,28 @@ class JobState:
             return True
         return self._finished
 
-    def _mark_done(self) -> None:
-        self._finished = True
+    def _mark_done(self, release_claim: bool = True) -> None:
+        """Terminal: wake waiters. ``release_claim=False`` while cancelled logic still runs."""
+        with self._lock:
+            if release_claim:
+                self._claimed = False
+            self._finished = True
         self._done.release()
 
-    def _reset_for_resume(self) -> None:
-        if self._finished:
-            self._done.acquire()
-            self._finished = False
+    def _release_claim(self) -> None:
+        with self._lock:
+            self._claimed = False
+
+    def _claim_for_run(self) -> bool:
+        """Make this job (new, or finished) unfinished for a new run; False if a run has it."""
+        with self._lock:
+            if self._claimed:
+                return False
+            self._claimed = True
+            if self._finished:
+                self._done.acquire()
+                self._finished = False
+            return True
 
     @property
     def duration(self) -> float | None:
@@ -188,10 +203,11 @@ class JobState:
             "routine_states": states,
             "shared_data": dict(self.shared_data),
             "shared_log": list(self.shared_log),
-            "errors": [dict(entry) for entry in self.errors],
+            "errors": [dict(entry) for entry in list(self.errors)],
+            # dict() copies in one step: late emits of a cancelled job may add keys meanwhile
             "unconsumed": {
-                rid: {slot: list(items) for slot, items in slots.items()}
-                for rid, slots in self.unconsumed.items()
+                rid: {slot: list(items) for slot, items in dict(slots).items()}
+                for rid, slots in dict(self.unconsumed).items()
             },
             "skipped_routines": sorted(self.skipped_routines),
             "history": [

@@ -373,13 +373,32 @@ def submit_remote(job: JobRun, activation: Activation) -> Future[Any]:
     over; ``routine_finished`` runs on the driver after its effects were applied.
     """
     spec = activation.run.spec
-    if job.closed:  # cancelled or failed while this activation waited to be dispatched
+    with job.lock:
+        closed = job.closed
+        activation.submitting = not closed
+    if closed:  # ended while this activation waited to be dispatched (its data was kept)
         skipped: Future[Any] = Future()
         skipped.set_result(None)
         skipped.add_done_callback(partial(_finish_skipped, job, activation))
         return skipped
-    payload = _payload(job, activation)
-    future = spec.executor.submit(run_remote_activation, spec.routine_id, payload)
+    try:
+        payload = _payload(job, activation)
+        future = spec.executor.submit(run_remote_activation, spec.routine_id, payload)
+    except BaseException:
+        with job.lock:
+            activation.submitting = False
+            if job.closed:  # refused, and the job ended meanwhile: the data is kept
+                job._keep_locked(activation)
+        raise
+    with job.lock:
+        activation.submitting = False
+        activation.future = future
+        closed = job.closed
+    # Ended during the hand-over: withdraw it if the executor still can (outside the lock,
+    # since a cancel may run the done-callback at once).
+    if closed and job._withdraw(activation):
+        with job.lock:
+            job._keep_locked(activation)
     hooks = job.hooks
     if hooks.routine_started is not None:
         hooks.notify(hooks.routine_started, job_state=job.job_state, routine_id=spec.routine_id)

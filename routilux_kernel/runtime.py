@@ -133,28 +133,32 @@ class Runtime:
             )
         plan = self._plan_for(flow)
         entries = self._entries(plan, entry_routine_id) if trigger_entries else []
+        resumed = job_state is not None
         if job_state is None:
             job_state = JobState(flow.flow_id)
-        elif not job_state.is_finished and (
-            job_state.status is ExecutionStatus.RUNNING or job_state.job_id in self._active
-        ):
-            raise ValueError(f"job {job_state.job_id} is still running; it cannot be resumed")
         else:
             self._check_resumable(plan, job_state)
-            job_state._reset_for_resume()
-            job_state._cancel_requested = False
-            job_state.status = ExecutionStatus.PENDING
-            job_state.error = None
-            job_state.error_routine_id = None
-            job_state.finished_at = None
+        # Claimed atomically: of two concurrent resumes of one job, one is refused.
+        if not job_state._claim_for_run():
+            raise ValueError(
+                f"job {job_state.job_id} is still running (or logic of its last, cancelled run "
+                "has not returned yet); it cannot be resumed now"
+            )
         run = JobRun(self, flow, plan, job_state, timeout)
         with self._lock:
             if self._shut_down:
+                job_state._mark_done()  # hand it back finished, as it came
                 raise RuntimeShutDownError(
                     "this Runtime was shut down; create a new one to run jobs"
                 )
             self._active[job_state.job_id] = run
             self._finished.pop(job_state.job_id, None)
+        if resumed:
+            job_state._cancel_requested = False
+            job_state.status = ExecutionStatus.PENDING
+            job_state.error = None
+            job_state.error_routine_id = None
+            job_state.finished_at = None
         try:
             run.start(entries, entry_params)
         except BaseException as exc:  # never leave a job registered as running
