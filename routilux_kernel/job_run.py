@@ -359,7 +359,9 @@ class JobRun:
 
     def _finish(self, activation: Activation, error: BaseException | None) -> None:
         """End an activation: error strategy, next decision for the routine, job completion."""
-        if error is not None and not self.closed:
+        if error is not None and self.closed:  # the job has its outcome; keep a trace of it
+            self.job_state.record(activation.run.routine_id, "error_after_end", repr(error))
+        elif error is not None:
             try:
                 if self._handle_error(activation, error):
                     return  # a retry is scheduled; the activation stays in flight

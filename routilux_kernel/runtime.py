@@ -9,6 +9,7 @@ from typing import Any
 
 import pluggy
 
+from routilux_kernel._context import current_activation
 from routilux_kernel._hooks import HookSet
 from routilux_kernel._plan import FlowPlan, build_plan
 from routilux_kernel._timers import TimerService
@@ -18,6 +19,7 @@ from routilux_kernel.errors import (
     ExecutorError,
     FlowNotFoundError,
     FlowValidationError,
+    RoutiluxError,
     RuntimeShutDownError,
 )
 from routilux_kernel.executors import Executor
@@ -210,6 +212,13 @@ class Runtime:
         Jobs still running when ``timeout`` runs out are cancelled, so nothing is left
         waiting on a timer that no longer runs.
         """
+        context = current_activation.get()
+        if wait and getattr(getattr(context, "job", None), "runtime", None) is self:
+            raise RoutiluxError(
+                "Runtime.shutdown(wait=True) was called from routine logic of this runtime, "
+                "which would wait for its own job forever; call shutdown(wait=False), or shut "
+                "down from outside the job"
+            )
         with self._lock:
             if self._shut_down and not self._executors:
                 return

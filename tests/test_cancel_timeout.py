@@ -192,3 +192,28 @@ def test_cancel_during_a_retry_wait_keeps_the_data(runtime, make_routine):
         time.sleep(0.005)
     assert runtime.cancel_job(state.job_id)
     assert state.unconsumed == {"caller": {"trigger": [{"order": 42}]}}
+
+
+def test_an_error_raised_after_the_job_ended_is_kept_in_history(runtime, make_routine, gates):
+    gate = gates.new()
+    started = threading.Event()
+
+    def fail_late(slot_data, message, job_state):
+        started.set()
+        gate.wait(WAIT)
+        raise RuntimeError("too late")
+
+    flow = Flow("late_error")
+    flow.add_routine(make_routine(["trigger"], [], fail_late), "late")
+    state = runtime.exec(flow)
+    assert started.wait(WAIT)
+    assert runtime.cancel_job(state.job_id)
+    gate.set()
+    assert runtime.wait_until_all_jobs_finished(timeout=WAIT)
+    deadline = time.monotonic() + WAIT
+    while not [entry for entry in list(state.history) if entry[2] == "error_after_end"]:
+        assert time.monotonic() < deadline  # the cancelled logic returns in the background
+        time.sleep(0.005)
+    (entry,) = [entry for entry in state.history if entry[2] == "error_after_end"]
+    assert entry[1] == "late" and "too late" in entry[3]
+    assert state.status == "cancelled" and state.errors == []

@@ -22,7 +22,7 @@ from routilux_kernel import (
     UnknownEventError,
 )
 from routilux_kernel.activation_policies import all_slots_ready
-from routilux_kernel.errors import ExecutorError, JobCancelledError
+from routilux_kernel.errors import ExecutorError, JobCancelledError, RoutiluxError
 from routilux_kernel.log_config import disable_logging
 
 WAIT = 10.0
@@ -336,3 +336,19 @@ def test_validate_accepts_a_flow_whose_entry_is_set(make_routine) -> None:
     flow.entry = ["nope"]
     with pytest.raises(FlowValidationError, match="entry routine 'nope' does not exist"):
         flow.validate()
+
+
+def test_shutdown_waiting_from_inside_its_own_job_is_refused(runtime, make_routine) -> None:
+    seen = []
+
+    def stop_everything(slot_data, message, job_state):
+        try:
+            runtime.shutdown(wait=True)
+        except RoutiluxError as exc:
+            seen.append(str(exc))
+
+    flow = Flow("self_shutdown")
+    flow.add_routine(make_routine(["trigger"], [], stop_everything), "stopper")
+    state = runtime.run(flow, timeout=WAIT)
+    assert state.status == "completed"
+    assert seen and "would wait for its own job forever" in seen[0]

@@ -61,9 +61,9 @@ class ThreadExecutor(Executor):
     def dispatch(self, fn: Callable[[Any], Any], argument: Any, /) -> None:
         if self._shut_down:
             raise RuntimeError("thread executor is shut down")
-        self._tasks.put((fn, argument))
         if self._idle <= 0 and len(self._threads) < self._max_workers:
-            self._add_thread()
+            self._add_thread()  # before queueing: if starting a thread fails, nothing is queued
+        self._tasks.put((fn, argument))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
