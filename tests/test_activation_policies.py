@@ -176,15 +176,23 @@ def test_custom_policy_decides_with_its_own_rule(runtime, make_routine) -> None:
             return True, {"input": slots.take("input")}, {"total": sum(i["v"] for i in queued)}
         return False, None, None
 
-    emits = [("input", v) for v in (4, 3, 5, 9, 1, 2)]
-    flow, calls = feed(make_routine, custom(when_sum_reaches_ten), emits)
+    # The first activation is held until everything is queued, so the policy is asked
+    # again once, with 9, 1 and 2 waiting (without the hold, 9 and 1 could be taken alone).
+    emits = [("input", v) for v in (4, 3, 5, 9, 1, 2, 3)]
+    flow, calls = feed(make_routine, custom(when_sum_reaches_ten), emits, hold_first=True)
     state = runtime.run(flow, timeout=WAIT)
     assert state.status == "completed"
     assert [(values(data), message) for _, data, message in calls] == [
         ([4, 3, 5], {"total": 12}),
-        ([9, 1], {"total": 10}),
+        ([9, 1, 2, 3], {"total": 15}),
     ]
-    assert state.unconsumed == {"target": {"input": [{"v": 2}]}}
+    assert state.unconsumed == {}
+
+    emits = [("input", v) for v in (4, 3, 5, 2)]
+    flow, calls = feed(make_routine, custom(when_sum_reaches_ten), emits, hold_first=True)
+    state = runtime.run(flow, timeout=WAIT)
+    assert [values(data) for _, data, _ in calls] == [[4, 3, 5]]
+    assert state.unconsumed == {"target": {"input": [{"v": 2}]}}  # never reached ten
 
 
 def test_custom_policy_state_is_per_job(make_runtime, make_routine) -> None:

@@ -34,7 +34,9 @@ class ThreadExecutor(Executor):
     The kernel hands work over with :meth:`dispatch`, which skips the Future that
     ``ThreadPoolExecutor.submit`` builds per task: the kernel does its own completion
     tracking, and this is the hottest call it makes. :meth:`submit` still returns a Future
-    for anyone else. Threads start on demand, when no started thread is idle.
+    for anyone else. Threads start on demand, when no started thread is idle: each idle
+    worker leaves one token in a queue, and a dispatch that finds no token starts a thread
+    (up to ``max_workers``) which takes the dispatched task as its first.
     """
 
     name = "thread"
@@ -52,8 +54,8 @@ class ThreadExecutor(Executor):
         self._max_workers = max_workers
         self._prefix = thread_name_prefix
         self._tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._idle_tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._idle = 0  # read without the lock: a stale value only starts a thread early
         self._lock = threading.Lock()
         self._shut_down = False
         _live.add(self)
@@ -61,8 +63,11 @@ class ThreadExecutor(Executor):
     def dispatch(self, fn: Callable[[Any], Any], argument: Any, /) -> None:
         if self._shut_down:
             raise RuntimeError("thread executor is shut down")
-        if self._idle <= 0 and len(self._threads) < self._max_workers:
-            self._add_thread()  # before queueing: if starting a thread fails, nothing is queued
+        try:
+            self._idle_tokens.get_nowait()  # an idle worker will take this task
+        except queue.Empty:
+            if len(self._threads) < self._max_workers:
+                self._add_thread()  # before queueing: if that fails, nothing is queued
         self._tasks.put((fn, argument))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
@@ -93,10 +98,13 @@ class ThreadExecutor(Executor):
 
     def _work(self) -> None:
         tasks = self._tasks
+        idle_tokens = self._idle_tokens
+        first = True  # a new thread was started for a task already on its way
         while True:
-            self._idle += 1
+            if not first:
+                idle_tokens.put(None)
+            first = False
             task = tasks.get()
-            self._idle -= 1
             if task is _STOP:
                 return
             fn, argument = task
