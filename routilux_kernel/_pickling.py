@@ -166,18 +166,38 @@ def _parts_of(obj: Any) -> list[tuple[str, Any]]:
         return [(f"[{key!r}]", value) for key, value in obj.items()]
     if isinstance(obj, list | tuple | set | frozenset):
         return [(f"[{index}]", value) for index, value in enumerate(obj)]
+    if isinstance(obj, type) and _sent_by_value(obj):  # its attributes travel with it
+        return [
+            (f"class attribute {name!r}", value)
+            for name, value in vars(obj).items()
+            if not (name.startswith("__") and name.endswith("__"))
+        ]
     if isinstance(obj, type | types.ModuleType) or _is_stdlib(type(obj)):
         return []  # the object itself is the culprit a user can act on, not its internals
     attributes = getattr(obj, "__dict__", None)
     if not isinstance(attributes, dict):
         return []
     parts = []
+    if _sent_by_value(type(obj)):  # a class of __main__ or local to a function
+        parts.append((f"class {type(obj).__qualname__}", type(obj)))
     for name, value in attributes.items():
         if isinstance(obj, Routine) and name in _DRIVER_ONLY:
             continue
         label = _ROUTINE_LABELS.get(name) if isinstance(obj, Routine) else None
         parts.append((label or f"attribute {name!r}", value))
     return parts
+
+
+def _sent_by_value(kind: type) -> bool:
+    """True when cloudpickle pickles the class itself (with its attributes), not its name."""
+    try:
+        from cloudpickle.cloudpickle import _should_pickle_by_reference
+    except ImportError:  # pragma: no cover - a cloudpickle without it: no class walk
+        return False
+    try:
+        return not _should_pickle_by_reference(kind)
+    except Exception:  # noqa: BLE001 - a class it cannot classify is not walked
+        return False
 
 
 def _is_stdlib(kind: type) -> bool:

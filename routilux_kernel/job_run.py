@@ -201,7 +201,9 @@ class JobRun:
             else:
                 from routilux_kernel.remote import submit_remote
 
-                activation.future = submit_remote(self, activation)
+                # submit_remote sets activation.future under the lock; assigning its return
+                # here could overwrite what a done-callback that already ran (a retry) set.
+                submit_remote(self, activation)
         except Exception as exc:
             error = ExecutorError(
                 f"executor {spec.executor.name!r} refused routine {spec.routine_id!r} of job "
@@ -617,10 +619,11 @@ class JobRun:
 
     def _logic_running_locked(self) -> bool:
         for activation in self._active:
-            future = activation.future
             if activation.running or activation.submitting:
                 return True
-            if future is not None and not future.done():
+            # Handed to a remote executor and not finished: its future may be done while
+            # its done-callback still replays the outcome into this job's state.
+            if activation.future is not None:
                 return True
         return False
 

@@ -171,6 +171,11 @@ class _RecordingDict(dict[str, Any]):
         super().clear()
         self._ops.append(("clear",))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Emitted or stored by logic, it travels as a plain dict: unpickling a recording
+        # one would replay its items through __setitem__ before it has its ops list.
+        return (dict, (dict(self),))
+
 
 class _RecordingList(list[Any]):
     """``shared_log`` in a worker: append-only, because appends are replayed on the driver."""
@@ -200,6 +205,9 @@ class _RecordingList(list[Any]):
 
     insert = pop = remove = clear = sort = reverse = _refuse
     __setitem__ = __delitem__ = __imul__ = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self),))  # as a plain list, like _RecordingDict
 
 
 @dataclass
@@ -266,6 +274,17 @@ class JobStateView:
             "flow_id, status, current_routine_id, get_routine_state, update_routine_state, "
             "routine_states, shared_data, shared_log, cancel_requested and record"
         )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # ``shared_log += [...]`` rebinds the same object; anything else would be lost
+        # silently, since only recorded writes reach the driver.
+        if name in self.__dict__ and self.__dict__[name] is not value:
+            raise AttributeError(
+                f"job_state.{name} cannot be replaced in a remote activation: only recorded "
+                "writes reach the driver (change shared_data's keys, append to shared_log, "
+                "call update_routine_state)"
+            )
+        object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         return f"<JobStateView {self.job_id} flow={self.flow_id!r} (remote snapshot)>"

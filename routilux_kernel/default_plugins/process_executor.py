@@ -15,6 +15,7 @@ takes about 0.1 s to start; workers are started on demand, up to ``max_workers``
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import queue
@@ -79,15 +80,19 @@ class _Worker:
         self.start_error = ""
         self._send_lock = threading.Lock()
 
-    def send(self, message: tuple[Any, ...]) -> bool:
+    def send(self, message: tuple[Any, ...], task: _Task | None = None) -> bool:
         with self._send_lock:
             if self.conn.closed:
                 return False
             try:
                 self.conn.send(message)
-                return True
             except OSError:
                 return False
+            if task is not None:
+                # Under the send lock: _on_exit reads it after close(), which takes this
+                # lock, so a task that reached a worker that then died is never requeued.
+                task.sent = True
+            return True
 
     def close(self) -> None:
         with self._send_lock:  # never close while another thread writes to this fd
@@ -128,6 +133,8 @@ class ProcessExecutor(Executor):
         self._names = itertools.count(1)
         self._start_failures = 0
         self._broken: str | None = None
+        #: Queued tasks no worker can be started for; failed by the next ``_send``.
+        self._unrunnable: list[tuple[_Task, str]] = []
         self._closing = False
         self._dispatcher: threading.Thread | None = None
         self._completions: ThreadPoolExecutor | None = None
@@ -184,12 +191,16 @@ class ProcessExecutor(Executor):
                 del self._tasks[future]
             elif force:
                 task.stop_reason = "force-cancelled"
+                # Under the lock, and never reused: otherwise the dispatcher may give this
+                # worker the next task (its reply to this one may be on the way), and the
+                # kill fails that task instead.
+                worker.exiting = True
+                worker.process.kill()
         if worker is None:
             # Callbacks must not run here: the caller may hold its job's lock.
             self._complete(future.cancel)
             return True
         if force:
-            worker.process.kill()
             return True
         worker.send(("cancel", task.id))
         return False
@@ -269,14 +280,41 @@ class ProcessExecutor(Executor):
         starting = sum(1 for worker in self._workers if not worker.ready)
         missing = len(self._pending) - starting
         while missing > 0 and len(self._workers) < self._max_workers and not self._broken:
-            self._spawn_locked()
+            try:
+                self._spawn_locked()
+            except Exception as exc:  # out of file descriptors or processes, say
+                self._spawn_failed_locked(exc)
+                break
             missing -= 1
         return sends
 
+    def _spawn_failed_locked(self, exc: Exception) -> None:
+        """No worker could be started now. Raising here would leave the futures of a
+        dispatcher-thread caller (a crashed task, a finished one) never completed."""
+        logger.opt(exception=exc).error("process executor: could not start a worker process")
+        if self._workers:
+            return  # the live workers take the queued tasks when they are free
+        reason = (
+            "process executor: no worker process is running and none could be started: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        for task in self._pending:
+            self._tasks.pop(task.future, None)
+            self._unrunnable.append((task, reason))
+        self._pending.clear()
+
     def _send(self, sends: list[tuple[_Worker, _Task]]) -> None:
+        """Send what ``_assign_locked`` assigned, and fail what it could not run (no lock)."""
         for worker, task in sends:
-            task.sent = worker.send(("task", task.id, task.payload))
+            worker.send(("task", task.id, task.payload), task)
             # A failed send means the worker is dying; the dispatcher requeues the task.
+        if not self._unrunnable:  # filled by this thread's own _assign_locked, if at all
+            return
+        with self._lock:
+            unrunnable, self._unrunnable = self._unrunnable, []
+        for task, reason in unrunnable:
+            if task.started or task.future.set_running_or_notify_cancel():
+                self._complete(task.future.set_exception, ExecutorError(reason))
 
     def _spawn_locked(self) -> None:
         name = f"process-worker-{next(self._names)}"
@@ -293,6 +331,9 @@ class ProcessExecutor(Executor):
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
+        except BaseException:
+            parent_end.close()
+            raise
         finally:
             child_end.close()
         worker = _Worker(name, process, Connection(parent_end.detach()))
@@ -375,7 +416,11 @@ class ProcessExecutor(Executor):
             self._changed.notify_all()
         self._send(sends)
         if finished is not None and kind == "done":
-            self._complete(_set_outcome, finished.future, message[2], message[3])
+            if finished.stop_reason is not None:  # its reply crossed the kill: cancel won
+                stopped = CancelledError(f"{finished.stop_reason}: worker process was killed")
+                self._complete(finished.future.set_exception, stopped)
+            else:
+                self._complete(_set_outcome, finished.future, message[2], message[3])
 
     def _on_exit(self, worker: _Worker) -> None:
         with self._lock:
@@ -407,7 +452,9 @@ class ProcessExecutor(Executor):
                 task = None
             if task is not None:
                 self._tasks.pop(task.future, None)
-            if not worker.ready and not self._closing:
+            # Counted while closing too: shutdown(wait=True) waits for queued tasks, and
+            # without the limit a pool whose workers cannot start would respawn forever.
+            if not worker.ready:
                 self._start_failures += 1
                 if self._start_failures >= MAX_START_FAILURES:
                     self._broken = (
@@ -417,6 +464,8 @@ class ProcessExecutor(Executor):
                     )
                     failed = list(self._pending)
                     self._pending.clear()
+                    for lost in failed:  # under the lock, or a cancel finds it half-removed
+                        self._tasks.pop(lost.future, None)
             sends = [] if self._closing and not self._pending else self._assign_locked()
             self._changed.notify_all()
         self._send(sends)
@@ -432,8 +481,7 @@ class ProcessExecutor(Executor):
                 )
             self._complete(task.future.set_exception, error)
         for lost in failed:
-            self._tasks.pop(lost.future, None)
-            if lost.future.set_running_or_notify_cancel():
+            if lost.started or lost.future.set_running_or_notify_cancel():
                 self._complete(lost.future.set_exception, ExecutorError(self._broken))
         if task is None and worker.ready and not self._closing:
             logger.debug("process worker pid {} {} while idle", pid, describe_exit(exitcode))
@@ -507,6 +555,17 @@ def worker_main() -> None:
             except (OSError, ValueError, AttributeError):
                 pass  # logic closed or replaced the stream: the result still goes back
         conn.send(reply)
+    # Told to stop. A normal exit would wait for every non-daemon thread logic left running,
+    # and the driver's shutdown would wait for this process; atexit handlers still run.
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(0)
 
 
 @hookimpl

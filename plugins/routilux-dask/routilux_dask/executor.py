@@ -234,7 +234,8 @@ def _relog(event: tuple[float, dict[str, Any]]) -> None:
     """Re-emit a worker's loguru record in the driver's loguru, with its origin bound."""
     _, record = event
     origin = {"name": record["name"], "function": record["function"], "line": record["line"]}
-    target = logger.bind(**record["extra"], worker=record["worker"]).patch(
+    # Logic may bind a "worker" key of its own: one value, not a TypeError that drops the record.
+    target = logger.bind(**{**record["extra"], "worker": record["worker"]}).patch(
         lambda r: r.update(origin)  # type: ignore[typeddict-item]
     )
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -40,11 +41,14 @@ class RoutiluxWorkerPlugin(WorkerPlugin):
         self.log_level = log_level
         self.plugins = tuple(plugins)
         self._sink_id: int | None = None
+        # Set on the driver; a worker in the same process (LocalCluster(processes=False))
+        # shares the driver's loguru, whose records must not be forwarded back to it.
+        self._driver_pid = os.getpid()
 
     def setup(self, worker: Any) -> None:
         remote.setup_worker("dask", str(worker.name), backend=worker, plugins=self.plugins)
         remote.set_cancel_probe(_CancelProbe())
-        if self.forward_logs:
+        if self.forward_logs and os.getpid() != self._driver_pid:
             try:
                 logger.remove(0)  # loguru's default stderr sink: records go to the driver
             except ValueError:
