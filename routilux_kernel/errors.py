@@ -92,11 +92,15 @@ class RoutineError(RoutiluxError):
             name = f"{kind.__module__}.{name}"
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         mro = tuple(f"{k.__module__}.{k.__qualname__}" for k in kind.__mro__)
-        try:
-            message = str(exc)
-        except Exception as failure:  # noqa: BLE001 - the error itself must still be reported
-            message = f"<str() of the exception raised {type(failure).__name__}: {failure}>"
-        return cls(name, message, text, mro)
+        return cls(name, exception_text(exc), text, mro)
 
     def __str__(self) -> str:
         return f"{self.error_type}: {self.message}"
+
+
+def exception_text(error: BaseException) -> str:
+    """``str(error)``, even for an exception whose ``__str__`` raises."""
+    try:
+        return str(error)
+    except Exception as failure:  # noqa: BLE001 - the error itself must still be reported
+        return f"<str() of the exception raised {type(failure).__name__}: {failure}>"

@@ -43,6 +43,7 @@ from routilux_kernel.errors import (
     JobTimeoutError,
     RoutiluxError,
     SlotFullError,
+    exception_text,
 )
 from routilux_kernel.job_state import ExecutionStatus, JobState
 
@@ -430,7 +431,7 @@ class JobRun:
         entry = {
             "routine_id": routine_id,
             "error_type": type(error).__name__,
-            "error": str(error),
+            "error": exception_text(error),
             "action": str(decision.action),
             "attempt": activation.attempt,
             "time": time.time(),

@@ -340,9 +340,8 @@ class Runtime:
         """Resolve by precedence: routine, code, flow, environment, config file, thread."""
         choice = self._executor_choice
         if routine.executor is not None:
-            name, options = routine.executor, {}
-            source = f"routine {routine_id!r}"
-        elif isinstance(choice, Executor):
+            return self._executor_named_by_routine(flow, routine_id, routine.executor)
+        if isinstance(choice, Executor):
             return choice
         elif choice is not None:
             name, options, source = choice, self._executor_options, "Runtime(executor=...)"
@@ -351,6 +350,20 @@ class Runtime:
         else:
             name, options, source = configured_executor()
         return self.executor(name, options, source)
+
+    def _executor_named_by_routine(self, flow: Flow, routine_id: str, name: str) -> Executor:
+        """A routine names only an executor; its options come from where else it is set up."""
+        choice = self._executor_choice
+        if isinstance(choice, Executor) and choice.name == name:
+            return choice
+        if choice == name:
+            return self.executor(name, self._executor_options, "Runtime(executor=...)")
+        if flow.executor == name:
+            return self.executor(name, flow.executor_options, f"flow {flow.flow_id!r}")
+        configured, options, source = configured_executor()
+        if configured == name:
+            return self.executor(name, options, source)
+        return self.executor(name, {}, f"routine {routine_id!r}")
 
     def executor(
         self, name: str, options: dict[str, Any] | None = None, source: str = "code"

@@ -72,9 +72,7 @@ def _clean_environment() -> dict[str, str]:
 
 
 PROGRAMS = [
-    program
-    for document in (*DOCUMENTS, *OTHER_PAGES)
-    for program in extract_programs(document)
+    program for document in (*DOCUMENTS, *OTHER_PAGES) for program in extract_programs(document)
 ]
 
 

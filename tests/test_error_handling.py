@@ -294,3 +294,21 @@ def test_error_handler_to_dict_keeps_numbers_that_differ_from_the_defaults() -> 
         "retry_delay": 1.0,
         "retry_backoff": 2.0,
     }
+
+
+def test_an_exception_whose_str_fails_is_still_handled(runtime, make_routine) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    def fail(slot_data, message, job_state):
+        raise Unprintable()
+
+    flow = Flow("unprintable")
+    routine = make_routine(["trigger"], [], fail)
+    routine.set_error_handler(ErrorHandler(ErrorStrategy.CONTINUE))
+    flow.add_routine(routine, "bad")
+    state = runtime.run(flow, timeout=WAIT)
+    assert state.status == "completed"
+    assert state.errors[0]["error_type"] == "Unprintable"
+    assert "str() of the exception raised RuntimeError" in state.errors[0]["error"]

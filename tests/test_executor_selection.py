@@ -227,3 +227,14 @@ def test_an_unknown_key_in_the_config_file_is_an_error(project, make_runtime, ma
 
     with pytest.raises(ConfigError, match=r"routilux.toml: unknown key\(s\) exector; known keys"):
         runtime.exec(pid_flow(make_routine))
+
+
+def test_a_routine_naming_the_runtimes_executor_gets_the_runtimes_options(
+    project, make_runtime, make_routine
+):
+    flow = pid_flow(make_routine)
+    flow.routines["probe"].set_executor("process")
+    runtime = make_runtime(executor="process", executor_options={"max_workers": 1})
+    state = runtime.run(flow, timeout=WAIT)
+    assert state.status == ExecutionStatus.COMPLETED, state.error
+    assert runtime.executor("process").max_workers == 1
