@@ -89,10 +89,13 @@ class DaskExecutor(Executor):
         self._in_flight: dict[Future[Any], Any] = {}
         self._signalled: set[Any] = set()
         self._completions: ThreadPoolExecutor | None = None
+        self._shut_down = False
 
     # -- the Executor contract -----------------------------------------------------------
 
     def start(self) -> None:
+        if self._shut_down:
+            raise RuntimeError("dask executor is shut down; create a new one")
         if self.client is not None:
             return
         import dask
@@ -159,6 +162,7 @@ class DaskExecutor(Executor):
         return False
 
     def shutdown(self, wait: bool = True) -> None:
+        self._shut_down = True  # a late submit must not start a new cluster
         client, cluster = self.client, self.cluster
         if client is None:
             return

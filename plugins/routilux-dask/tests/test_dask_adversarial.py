@@ -111,3 +111,11 @@ def test_workers_in_the_driver_process_do_not_forward_the_drivers_own_records(
 
     assert len(collected.of("once")) == 1, [r["extra"] for r in collected.of("once")]
     assert len(collected.of("after")) == 1
+
+
+def test_a_shut_down_executor_refuses_work_instead_of_starting_a_new_cluster() -> None:
+    executor = DaskExecutor(max_workers=1)
+    executor.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        executor.submit(print, "late")
+    assert executor.cluster is None and executor.client is None
