@@ -13,7 +13,7 @@ from typing import Any
 from bench._harness import best_of, row, selected, timed
 from bench.bench_kernel import chain_flow, check_jobs, run_jobs
 from routilux_kernel import Flow, Runtime, hookimpl
-from routilux_kernel.plugins import create_plugin_manager
+from routilux_kernel.hooks.manager import create_plugin_manager
 
 NONE = "W2 hooks: no plugin implements a lifecycle hook"
 NO_OP = "W2 hooks: one no-op plugin on every lifecycle hook"

@@ -2,10 +2,14 @@
 
 from loguru import logger
 
-from routilux_kernel.error_handling import ErrorDecision, ErrorHandler, ErrorStrategy
-from routilux_kernel.errors import (
+import routilux_kernel.builtin_plugins  # noqa: F401 - the composition root, first
+from routilux_kernel.core.error_handling import ErrorDecision, ErrorHandler, ErrorStrategy
+from routilux_kernel.core.errors import (
+    ActivationPolicyError,
+    ExecutorError,
     FlowNotFoundError,
     FlowValidationError,
+    JobCancelledError,
     JobTimeoutError,
     NoJobContextError,
     RoutiluxError,
@@ -14,21 +18,26 @@ from routilux_kernel.errors import (
     SlotFullError,
     UnknownEventError,
 )
-from routilux_kernel.executors import Executor, ExecutorCapabilities
-from routilux_kernel.flow import Connection, Flow
-from routilux_kernel.hookspecs import hookimpl, hookspec
-from routilux_kernel.job_state import ExecutionStatus, JobState
-from routilux_kernel.log_config import configure_logging
-from routilux_kernel.monitoring.flow_registry import FlowRegistry
-from routilux_kernel.plugins import create_plugin_manager
-from routilux_kernel.routine import Event, Routine, Slot
-from routilux_kernel.runtime import Runtime
+from routilux_kernel.core.flow import Connection, Flow
+from routilux_kernel.core.job_state import ExecutionStatus, JobState
+from routilux_kernel.core.routine import Event, Routine, Slot
+from routilux_kernel.engine.flow_registry import FlowRegistry
+from routilux_kernel.engine.log_config import configure_logging
+from routilux_kernel.engine.runtime import Runtime
+from routilux_kernel.executors.contract import Executor, ExecutorCapabilities
+from routilux_kernel.executors.remote import WorkerCrashedError
+from routilux_kernel.hooks.manager import create_plugin_manager
+from routilux_kernel.hooks.specs import hookimpl, hookspec
 
 logger.disable("routilux_kernel")
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivationPolicyError",
+    "ExecutorError",
+    "JobCancelledError",
+    "WorkerCrashedError",
     "Connection",
     "ErrorDecision",
     "ErrorHandler",

@@ -16,7 +16,7 @@ from routilux_kernel.activation_policies import (
     immediate,
     time_interval,
 )
-from routilux_kernel.errors import ActivationPolicyError
+from routilux_kernel.core.errors import ActivationPolicyError
 
 WAIT = 10.0
 

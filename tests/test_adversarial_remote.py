@@ -35,9 +35,9 @@ from routilux_kernel import (
     RuntimeShutDownError,
     hookimpl,
 )
-from routilux_kernel.default_plugins.process_executor import ProcessExecutor
-from routilux_kernel.errors import ExecutorError
-from routilux_kernel.remote import WorkerCrashedError
+from routilux_kernel.core.errors import ExecutorError
+from routilux_kernel.executors.process.pool import ProcessExecutor
+from routilux_kernel.executors.remote import WorkerCrashedError
 
 WAIT = 10.0
 

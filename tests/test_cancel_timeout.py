@@ -8,7 +8,7 @@ from typing import Any
 
 from routilux_kernel import Flow, JobTimeoutError
 from routilux_kernel.activation_policies import batch_size
-from routilux_kernel.errors import JobCancelledError
+from routilux_kernel.core.errors import JobCancelledError
 
 WAIT = 10.0
 

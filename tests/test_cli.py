@@ -19,7 +19,7 @@ import pytest
 from routilux_kernel import hookimpl
 from routilux_kernel.cli import main
 from routilux_kernel.cli.progress import ProgressDisplay
-from routilux_kernel.plugins import create_plugin_manager, registries_for
+from routilux_kernel.hooks.manager import create_plugin_manager, registries_for
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "flows"
@@ -522,7 +522,7 @@ def test_plugins_lists_builtin_plugins_and_their_registrations(
     assert main(["plugins", "--json"], plugin_manager=pm) == 0
     report = json.loads(capsys.readouterr().out)
     by_name = {plugin["name"]: plugin for plugin in report["plugins"]}
-    commands = by_name["routilux_kernel.default_plugins.commands"]
+    commands = by_name["routilux_kernel.cli.builtin_commands"]
     assert commands["builtin"] is True
     assert sorted(commands["registered"]["commands"]) == [
         "graph",
@@ -536,7 +536,7 @@ def test_plugins_lists_builtin_plugins_and_their_registrations(
     assert report["failures"] == []
     assert main(["plugins"], plugin_manager=pm) == 0
     text = capsys.readouterr().out
-    assert "routilux_kernel.default_plugins.commands  (built in)" in text
+    assert "routilux_kernel.cli.builtin_commands  (built in)" in text
     [line] = [line for line in text.splitlines() if line.startswith("    commands: ")]
     assert sorted(line.split(": ")[1].split(", ")) == [
         "graph",

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from routilux_kernel import hookspecs, plugins
+from routilux_kernel.hooks import manager as plugins
+from routilux_kernel.hooks import specs as hookspecs
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 HOOKS = sorted(

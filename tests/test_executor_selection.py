@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from routilux_kernel import ExecutionStatus, Flow, Routine
-from routilux_kernel.errors import ExecutorError
+from routilux_kernel.core.errors import ExecutorError
 
 WAIT = 10.0
 
@@ -107,7 +107,7 @@ class PidProbe(Routine):
 def test_a_flow_file_beats_the_environment_and_code_beats_the_flow_file(
     project, monkeypatch, make_runtime
 ):
-    from routilux_kernel.flow_files import load_flow_file
+    from routilux_kernel.flowfiles.files import load_flow_file
 
     # The routine class lives next to the flow file: workers must import it from there.
     (project / "file_probes.py").write_text(PROBE_MODULE)
@@ -223,7 +223,7 @@ def test_one_executor_name_with_two_sets_of_options_is_refused(project, make_run
 def test_an_unknown_key_in_the_config_file_is_an_error(project, make_runtime, make_routine):
     (project / "routilux.toml").write_text('exector = "process"\n')
     runtime = make_runtime()
-    from routilux_kernel.config import ConfigError
+    from routilux_kernel.engine.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"routilux.toml: unknown key\(s\) exector; known keys"):
         runtime.exec(pid_flow(make_routine))

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 
 from routilux_kernel import Runtime
-from routilux_kernel.config import ConfigError
-from routilux_kernel.flow_files import (
+from routilux_kernel.engine.config import ConfigError
+from routilux_kernel.flowfiles import flow_entry, flow_params
+from routilux_kernel.flowfiles.files import (
     FlowFileError,
     add_import_paths,
     load_flow_file,
     read_flow_data,
     save_flow_file,
 )
-from routilux_kernel.flow_spec import flow_entry, flow_params
 
 ROUTINES_SOURCE = """
 from routilux_kernel import Routine

@@ -11,9 +11,9 @@ import pytest
 
 from routilux_kernel import ErrorHandler, ErrorStrategy, Flow, Routine, Runtime, hookimpl
 from routilux_kernel.activation_policies import ActivationPolicy, batch_size, custom
-from routilux_kernel.errors import FlowValidationError
-from routilux_kernel.flow_spec import FlowFileError, flow_entry, flow_params
-from routilux_kernel.plugins import create_plugin_manager
+from routilux_kernel.core.errors import FlowValidationError
+from routilux_kernel.flowfiles import FlowFileError, flow_entry, flow_params
+from routilux_kernel.hooks.manager import create_plugin_manager
 
 
 class Fetch(Routine):
@@ -277,7 +277,7 @@ def test_a_flow_without_an_entry_routine_is_rejected() -> None:
 
 def test_an_entry_routine_needs_a_trigger_or_a_single_slot() -> None:
     data = fan_in_data(entry=["sink"])
-    data["routines"]["sink"] = {"use": "routilux_kernel.routine:Routine"}
+    data["routines"]["sink"] = {"use": "routilux_kernel.core.routine:Routine"}
     with pytest.raises(FlowFileError) as caught:
         Flow.from_dict(data)
     assert any("entry[0]" in p and "needs a 'trigger' slot" in p for p in caught.value.problems)

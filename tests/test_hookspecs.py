@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from routilux_kernel import hookspecs
-from routilux_kernel._hooks import HookSet
-from routilux_kernel.plugins import create_plugin_manager
-from routilux_kernel.registry import REGISTRATION_HOOKS
+from routilux_kernel.hooks import specs as hookspecs
+from routilux_kernel.hooks.calls import HookSet
+from routilux_kernel.hooks.manager import create_plugin_manager
+from routilux_kernel.hooks.registry import REGISTRATION_HOOKS
 
 SPECS: dict[str, Callable[..., Any]] = {
     name: function

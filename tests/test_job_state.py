@@ -9,7 +9,7 @@ import pytest
 
 from routilux_kernel import ErrorHandler, ErrorStrategy, ExecutionStatus, Flow, JobState
 from routilux_kernel.activation_policies import all_slots_ready, batch_size
-from routilux_kernel.job_state import HISTORY_LIMIT
+from routilux_kernel.core.job_state import HISTORY_LIMIT
 
 WAIT = 10.0
 

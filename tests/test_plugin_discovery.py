@@ -88,11 +88,11 @@ def result_of(done: subprocess.CompletedProcess[str]) -> Any:
 USER_PROGRAM = """
 import json
 from routilux_kernel import ErrorHandler, Flow, Routine, Runtime, configure_logging
-from routilux_kernel.plugins import (
+from routilux_kernel.hooks.manager import (
     create_activation_policy, create_plugin_manager, create_routine, describe_plugins,
     get_plugin_manager, plugin_load_failures,
 )
-from routilux_kernel.errors import PluginError
+from routilux_kernel.core.errors import PluginError
 
 warnings = []
 configure_logging("WARNING", sink=lambda message: warnings.append(str(message)), format="{message}")
@@ -251,7 +251,7 @@ def test_broken_plugins_reported_with_distribution_version_and_cause(
     )
     assert failures["duplicate"]["error"] == (
         "executor 'thread' is registered twice: by plugin "
-        "'routilux_kernel.default_plugins.thread_executor' and by plugin 'duplicate'"
+        "'routilux_kernel.executors.thread' and by plugin 'duplicate'"
     )
 
 
@@ -280,13 +280,13 @@ def test_strict_environment_variable_makes_a_runtime_fail(plugin_site: Path) -> 
         plugin_site, "from routilux_kernel import Runtime\nRuntime()", ROUTILUX_STRICT_PLUGINS="1"
     )
     assert done.returncode == 1
-    assert "routilux_kernel.errors.PluginError: routilux plugin" in done.stderr
+    assert "routilux_kernel.core.errors.PluginError: routilux plugin" in done.stderr
     assert "(strict mode)" in done.stderr
 
 
 LIST_PROGRAM = """
 import json
-from routilux_kernel.plugins import describe_plugins, plugin_load_failures
+from routilux_kernel.hooks.manager import describe_plugins, plugin_load_failures
 from routilux_kernel import Runtime
 runtime = Runtime()
 print(json.dumps({
@@ -332,7 +332,7 @@ def test_disable_plugins_skips_listed_ones_and_keeps_the_rest(plugin_site: Path)
 TRACE_PROGRAM = """
 import sys
 from routilux_kernel import Flow, Runtime, configure_logging
-from routilux_kernel.plugins import create_routine
+from routilux_kernel.hooks.manager import create_routine
 configure_logging("INFO", sink=sys.stdout, format="{message}")
 flow = Flow("traced")
 flow.add_routine(create_routine("sample.upper"), "upper")

@@ -14,12 +14,13 @@ import pluggy
 import pytest
 from loguru import logger
 
-from routilux_kernel import ErrorDecision, ErrorHandler, Flow, Routine, Runtime, hookimpl, hookspecs
-from routilux_kernel._hooks import HookSet
-from routilux_kernel.error_handling import ActivationFailure, ErrorAction
-from routilux_kernel.errors import PluginError
-from routilux_kernel.plugins import (
-    DEFAULT_PLUGINS,
+from routilux_kernel import ErrorDecision, ErrorHandler, Flow, Routine, Runtime, hookimpl
+from routilux_kernel.builtin_plugins import BUILTIN_PLUGINS
+from routilux_kernel.core.error_handling import ActivationFailure, ErrorAction
+from routilux_kernel.core.errors import PluginError
+from routilux_kernel.hooks import specs as hookspecs
+from routilux_kernel.hooks.calls import HookSet
+from routilux_kernel.hooks.manager import (
     create_activation_policy,
     create_plugin_manager,
     create_routine,
@@ -127,7 +128,7 @@ def test_create_plugin_manager_gives_independent_managers() -> None:
     first = create_plugin_manager(load_entry_points=False)
     second = create_plugin_manager(load_entry_points=False)
     assert first is not second
-    assert [name for name, _ in first.list_name_plugin()] == list(DEFAULT_PLUGINS)
+    assert [name for name, _ in first.list_name_plugin()] == list(BUILTIN_PLUGINS)
     recorder = Recorder()
     first.register(recorder)
     try:
@@ -380,7 +381,7 @@ def test_unknown_hook_in_code_raises_with_a_hint(pm: Any) -> None:
         create_plugin_manager(load_entry_points=False, plugins=[Typo()])
     with pytest.raises(PluginError, match="Typo@"):
         Runtime(plugin_manager=pm, plugins=[Typo()])
-    assert [name for name, _ in pm.list_name_plugin()] == list(DEFAULT_PLUGINS)
+    assert [name for name, _ in pm.list_name_plugin()] == list(BUILTIN_PLUGINS)
 
 
 def test_unknown_hook_argument_in_code_raises(pm: Any) -> None:
@@ -415,7 +416,7 @@ def test_duplicate_name_in_code_names_both_plugins(pm: Any) -> None:
         Runtime(plugin_manager=pm, plugins=[Thief()])
     assert str(raised.value) == (
         "error strategy 'retry' is registered twice: by plugin "
-        "'routilux_kernel.default_plugins.error_strategies' and by plugin 'thief'"
+        "'routilux_kernel.core.error_handling' and by plugin 'thief'"
     )
 
 
@@ -439,7 +440,7 @@ def test_describe_plugins_lists_builtins_then_inline_plugins(pm: Any) -> None:
         described = describe_plugins(pm)
     finally:
         pm.unregister(plugin)
-    assert [p["name"] for p in described] == [*DEFAULT_PLUGINS, "inline-sample"]
+    assert [p["name"] for p in described] == [*BUILTIN_PLUGINS, "inline-sample"]
     assert all(p["builtin"] and p["distribution"] is None for p in described[:-1])
     assert described[-1] == {
         "name": "inline-sample",
@@ -605,7 +606,7 @@ def test_a_manager_holding_an_unchecked_plugin_fails_check_pending() -> None:
 def test_get_plugin_manager_called_while_loading_fails_instead_of_hanging(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from routilux_kernel import plugins
+    from routilux_kernel.hooks import manager as plugins
 
     monkeypatch.setattr(plugins, "_default_pm", None)
     # as if an installed plugin called get_plugin_manager() while being imported

@@ -23,8 +23,8 @@ from routilux_kernel import (
     Runtime,
     hookimpl,
 )
-from routilux_kernel.default_plugins.process_executor import ProcessExecutor
-from routilux_kernel.remote import WorkerCrashedError, pickling_problems
+from routilux_kernel.executors.process.pool import ProcessExecutor
+from routilux_kernel.executors.remote import WorkerCrashedError, pickling_problems
 
 WAIT = 10.0
 

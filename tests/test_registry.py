@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from routilux_kernel import hookimpl
-from routilux_kernel.errors import DuplicateRegistrationError, PluginError
-from routilux_kernel.plugins import create_plugin_manager
-from routilux_kernel.registry import Registry, collect_registries
+from routilux_kernel.core.errors import DuplicateRegistrationError, PluginError
+from routilux_kernel.hooks.manager import create_plugin_manager
+from routilux_kernel.hooks.registry import Registry, collect_registries
 
 
 def test_registry_lookup_and_owners() -> None:

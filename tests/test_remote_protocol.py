@@ -26,7 +26,7 @@ from routilux_kernel import (
     hookimpl,
 )
 from routilux_kernel.activation_policies import custom
-from routilux_kernel.remote import dumps, loads, pickling_problems, run_remote_activation
+from routilux_kernel.executors.remote import dumps, loads, pickling_problems, run_remote_activation
 
 WAIT = 10.0
 

@@ -8,7 +8,7 @@ import weakref
 import pytest
 
 from routilux_kernel import Flow
-from routilux_kernel.runtime import DEFAULT_MAX_RETAINED_JOBS
+from routilux_kernel.engine.runtime import DEFAULT_MAX_RETAINED_JOBS
 
 WAIT = 10.0
 

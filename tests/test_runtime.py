@@ -22,8 +22,8 @@ from routilux_kernel import (
     UnknownEventError,
 )
 from routilux_kernel.activation_policies import all_slots_ready
-from routilux_kernel.errors import ExecutorError, JobCancelledError, RoutiluxError
-from routilux_kernel.log_config import disable_logging
+from routilux_kernel.core.errors import ExecutorError, JobCancelledError, RoutiluxError
+from routilux_kernel.engine.log_config import disable_logging
 
 WAIT = 10.0
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from routilux_kernel.default_plugins.thread_executor import ThreadExecutor
+from routilux_kernel.executors.thread import ThreadExecutor
 
 WAIT = 10.0
 

@@ -1,7 +1,7 @@
 """The ``routilux`` command line. Every sub-command comes from the ``register_commands`` hook.
 
 The built-in commands (run, validate, graph, routines, plugins) are registered by
-``routilux_kernel.default_plugins.commands`` exactly as a third-party plugin registers its own:
+``routilux_kernel.cli.builtin_commands`` exactly as a third-party plugin registers its own:
 ``register(name, run, help=..., add_arguments=None)`` where ``run(args) -> int`` returns the
 exit code and ``add_arguments(parser)`` adds options to the command's argparse parser.
 ``args.plugin_manager`` is the plugin manager the CLI uses.
@@ -19,11 +19,11 @@ import pluggy
 from loguru import logger
 
 from routilux_kernel.cli.flow_arguments import EXIT_BAD_INPUT, EXIT_JOB_FAILED, CommandInputError
-from routilux_kernel.config import ConfigError
-from routilux_kernel.errors import RoutiluxError
-from routilux_kernel.flow_spec import FlowFileError
-from routilux_kernel.log_config import configure_logging
-from routilux_kernel.registry import Registered, Registry
+from routilux_kernel.core.errors import RoutiluxError
+from routilux_kernel.engine.config import ConfigError
+from routilux_kernel.engine.log_config import configure_logging
+from routilux_kernel.flowfiles import FlowFileError
+from routilux_kernel.hooks.registry import Registered, Registry
 
 __all__ = ["build_parser", "main"]
 
@@ -34,7 +34,7 @@ def main(
     argv: Sequence[str] | None = None, *, plugin_manager: pluggy.PluginManager | None = None
 ) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    from routilux_kernel.plugins import get_plugin_manager, registries_for
+    from routilux_kernel.hooks.manager import get_plugin_manager, registries_for
 
     try:
         pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
@@ -143,7 +143,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def _report_plugin_failures(pm: pluggy.PluginManager) -> None:
     """A plugin that failed to load is why a routine or executor may be missing: say so."""
-    from routilux_kernel.plugins import plugin_load_failures
+    from routilux_kernel.hooks.manager import plugin_load_failures
 
     for failure in plugin_load_failures(pm):
         where = failure["distribution"] or "unknown distribution"

@@ -6,12 +6,12 @@ import argparse
 import json
 from typing import Any
 
-from routilux_kernel.config import configured_executor
-from routilux_kernel.executors import ExecutorCapabilities
-from routilux_kernel.flow import Flow
-from routilux_kernel.flow_files import load_flow_file, registered_only_configured
-from routilux_kernel.registry import Registries
-from routilux_kernel.routine import Routine
+from routilux_kernel.core.flow import Flow
+from routilux_kernel.core.routine import Routine
+from routilux_kernel.engine.config import configured_executor
+from routilux_kernel.executors.contract import ExecutorCapabilities
+from routilux_kernel.flowfiles.files import load_flow_file, registered_only_configured
+from routilux_kernel.hooks.registry import Registries
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1

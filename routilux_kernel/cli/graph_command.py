@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from routilux_kernel.cli.flow_arguments import EXIT_OK, add_flow_file_arguments, load_flow
-from routilux_kernel.flow import Flow
+from routilux_kernel.core.flow import Flow
 
 FORMATS = ("mermaid", "dot")
 

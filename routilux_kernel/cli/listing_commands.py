@@ -8,9 +8,9 @@ import sys
 from typing import Any
 
 from routilux_kernel.cli.flow_arguments import EXIT_JOB_FAILED, EXIT_OK
-from routilux_kernel.plugins import registries_for
-from routilux_kernel.registry import Registered
-from routilux_kernel.routine import Routine
+from routilux_kernel.core.routine import Routine
+from routilux_kernel.hooks.manager import registries_for
+from routilux_kernel.hooks.registry import Registered
 
 
 def add_json_argument(parser: argparse.ArgumentParser) -> None:
@@ -87,10 +87,10 @@ def describe_routine(entry: Registered) -> dict[str, Any]:
 
 def run_plugins(args: argparse.Namespace) -> int:
     try:
-        from routilux_kernel.plugins import describe_plugins, plugin_load_failures
+        from routilux_kernel.hooks.manager import describe_plugins, plugin_load_failures
     except ImportError:
         print(
-            "routilux plugins: this version of routilux_kernel.plugins has no "
+            "routilux plugins: this version of routilux_kernel.hooks.manager has no "
             "describe_plugins/plugin_load_failures",
             file=sys.stderr,
         )

@@ -25,13 +25,13 @@ from routilux_kernel.cli.flow_arguments import (
 )
 from routilux_kernel.cli.progress import ProgressDisplay
 from routilux_kernel.cli.run_summary import job_record, summary_lines
-from routilux_kernel.errors import ExecutorError, FlowValidationError
-from routilux_kernel.flow import Flow
-from routilux_kernel.flow_spec import flow_entry, flow_params
-from routilux_kernel.hookspecs import hookimpl
-from routilux_kernel.job_state import ExecutionStatus, JobState
-from routilux_kernel.plugins import registries_for
-from routilux_kernel.runtime import Runtime
+from routilux_kernel.core.errors import ExecutorError, FlowValidationError
+from routilux_kernel.core.flow import Flow
+from routilux_kernel.core.job_state import ExecutionStatus, JobState
+from routilux_kernel.engine.runtime import Runtime
+from routilux_kernel.flowfiles import flow_entry, flow_params
+from routilux_kernel.hooks.manager import registries_for
+from routilux_kernel.hooks.specs import hookimpl
 
 #: How often the progress line redraws its elapsed time (only on a terminal).
 PROGRESS_INTERVAL = 0.1

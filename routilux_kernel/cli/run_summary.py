@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from routilux_kernel.cli.flow_arguments import effective_executor
-from routilux_kernel.errors import RoutineError
-from routilux_kernel.flow import Flow
-from routilux_kernel.job_state import ExecutionStatus, JobState
+from routilux_kernel.core.errors import RoutineError
+from routilux_kernel.core.flow import Flow
+from routilux_kernel.core.job_state import ExecutionStatus, JobState
 
 #: Longest rendering of one value in the text summary.
 VALUE_WIDTH = 100

@@ -13,11 +13,11 @@ from routilux_kernel.cli.flow_arguments import (
     executor_capabilities,
     load_flow,
 )
-from routilux_kernel.config import configured_executor
-from routilux_kernel.flow import Flow
-from routilux_kernel.flow_spec import FlowFileError, flow_entry
-from routilux_kernel.plugins import registries_for
-from routilux_kernel.registry import Registries
+from routilux_kernel.core.flow import Flow
+from routilux_kernel.engine.config import configured_executor
+from routilux_kernel.flowfiles import FlowFileError, flow_entry
+from routilux_kernel.hooks.manager import registries_for
+from routilux_kernel.hooks.registry import Registries
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,10 +125,10 @@ def _pickling_problems(
     if not pickled:
         return []
     try:
-        from routilux_kernel.remote import pickling_problems
+        from routilux_kernel.executors.remote import pickling_problems
     except ImportError:
         notes.append(
-            "picklability was not checked: routilux_kernel.remote.pickling_problems "
+            "picklability was not checked: routilux_kernel.executors.remote.pickling_problems "
             "is not available in this installation"
         )
         return []

@@ -1,8 +1,8 @@
 """The ``dask`` executor: activations run as tasks on a Dask ``distributed`` cluster.
 
 It speaks the kernel's remote protocol: the kernel submits
-``routilux_kernel.remote.run_remote_activation`` with the pickled activation, and applies the
-recorded writes and emits when the future completes. This module only bridges
+``routilux_kernel.executors.remote.run_remote_activation`` with the pickled activation, and
+applies the recorded writes and emits when the future completes. This module only bridges
 ``distributed`` futures to ``concurrent.futures`` ones and owns the cluster connection.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 from loguru import logger
 
 from routilux_kernel.executors import Executor, ExecutorCapabilities
-from routilux_kernel.remote import WorkerCrashedError
+from routilux_kernel.executors.remote import WorkerCrashedError
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from typing import Any
 from distributed import Event, WorkerPlugin, get_worker
 from loguru import logger
 
-from routilux_kernel import remote
+from routilux_kernel.executors import remote
 
 #: The distributed event topic loguru records travel on, worker -> scheduler -> driver.
 LOG_TOPIC = "routilux-loguru"

@@ -30,7 +30,7 @@ from routilux_kernel import (
     Runtime,
     hookimpl,
 )
-from routilux_kernel.remote import WorkerCrashedError
+from routilux_kernel.executors.remote import WorkerCrashedError
 
 WAIT = 20.0
 

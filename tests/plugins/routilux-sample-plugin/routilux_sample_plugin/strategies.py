@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from routilux_kernel import ErrorDecision
-from routilux_kernel.error_handling import ActivationFailure, ErrorAction
+from routilux_kernel.core.error_handling import ActivationFailure, ErrorAction
 
 
 class RecordAndContinue:

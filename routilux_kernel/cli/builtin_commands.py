@@ -1,0 +1,60 @@
+"""The built-in CLI commands, registered through the same hook third-party commands use.
+
+The command modules are imported only when a command runs, so creating a plugin manager
+(which every Runtime does) does not pay for the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from routilux_kernel.hooks.specs import hookimpl
+
+
+def _lazy(module: str, attribute: str) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(f"routilux_kernel.cli.{module}"), attribute)(*args)
+
+    call.__qualname__ = call.__name__ = f"{module}.{attribute}"
+    return call
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    _lazy("listing_commands", "add_json_argument")(parser)
+
+
+@hookimpl
+def register_commands(register: Callable[..., None]) -> None:
+    register(
+        "run",
+        _lazy("run_command", "run"),
+        help="run jobs of a flow file and report how they went",
+        add_arguments=_lazy("run_command", "add_arguments"),
+    )
+    register(
+        "validate",
+        _lazy("validate_command", "run"),
+        help="check a flow file without running it; lists every problem",
+        add_arguments=_lazy("validate_command", "add_arguments"),
+    )
+    register(
+        "graph",
+        _lazy("graph_command", "run"),
+        help="print a flow file as a Mermaid or Graphviz (dot) graph",
+        add_arguments=_lazy("graph_command", "add_arguments"),
+    )
+    register(
+        "routines",
+        _lazy("listing_commands", "run_routines"),
+        help="list registered routines with their slots, events and config keys",
+        add_arguments=_add_json,
+    )
+    register(
+        "plugins",
+        _lazy("listing_commands", "run_plugins"),
+        help="list plugins, their versions, hooks and what each registered",
+        add_arguments=_add_json,
+    )

@@ -1,0 +1,1 @@
+"""The engine: Runtime, the per-job scheduler, activations, plans and timers."""

@@ -1,0 +1,89 @@
+"""The per-job units the scheduler works with: a routine's run in one job, and one activation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from routilux_kernel.core.policies import SlotQueues
+from routilux_kernel.engine.plan import RoutineSpec
+from routilux_kernel.engine.timers import TimerHandle
+
+if TYPE_CHECKING:
+    from routilux_kernel.core.job_state import JobState
+    from routilux_kernel.core.routine import Routine
+    from routilux_kernel.engine.job_run import JobRun
+
+
+class RoutineRun(SlotQueues):
+    """A routine's state in one job: its slot queues (the policy's view), whether it is
+    running, and the activation context its logic's ``emit`` calls go through."""
+
+    __slots__ = ("job", "job_state", "spec", "routine_id", "routine", "busy", "skipped", "wake")
+
+    def __init__(self, job: JobRun, spec: RoutineSpec) -> None:
+        SlotQueues.__init__(self, spec.slot_names)
+        self.job = job
+        self.job_state = job.job_state
+        self.spec = spec
+        self.routine_id = spec.routine_id
+        self.routine = spec.routine
+        self.busy = False
+        self.skipped = False
+        self.wake: TimerHandle | None = None
+
+    def emit(self, routine: Routine, event: str, data: dict[str, Any]) -> None:
+        """Route an emit of the running logic (the in-process ActivationContext)."""
+        routine_id = self.routine_id if routine is self.routine else self.job.id_of(routine)
+        self.job.route_emit(routine_id, event, data)
+
+    def _on_wake_request(self, seconds: float) -> None:
+        self.job._request_wake(self, seconds)
+
+
+class Activation:
+    """One run of a routine's logic on one slice of data; what ``run_activation`` hooks see."""
+
+    __slots__ = (
+        "job",
+        "run",
+        "slot_data",
+        "policy_message",
+        "attempt",
+        "future",
+        "running",
+        "submitting",
+    )
+
+    def __init__(self, job: JobRun, run: RoutineRun, slot_data: dict[str, Any], message: Any):
+        self.job = job
+        self.run = run
+        self.slot_data = slot_data
+        self.policy_message = message
+        self.attempt = 0
+        self.future: Any = None
+        #: False while queued on the executor or waiting for a retry: if the job ends then,
+        #: its data goes back to ``JobState.unconsumed`` instead of being lost.
+        self.running = False
+        #: True while a remote executor's ``submit`` runs; ``submit_remote`` then settles it.
+        self.submitting = False
+
+    @property
+    def routine_id(self) -> str:
+        return self.run.spec.routine_id
+
+    @property
+    def routine(self) -> Routine:
+        return self.run.spec.routine
+
+    @property
+    def job_state(self) -> JobState:
+        return self.job.job_state
+
+    def call_logic(self) -> Any:
+        """Run the routine's logic on this activation's data."""
+        return self.run.spec.routine.get_logic()(
+            self.slot_data, self.policy_message, self.job.job_state
+        )
+
+    def __repr__(self) -> str:
+        return f"<Activation {self.routine_id} job={self.job.job_state.job_id} try={self.attempt}>"

@@ -1,0 +1,178 @@
+"""The remote protocol, driver side: send an activation to a remote executor, replay its effects.
+
+:func:`submit_remote` pickles the routine, its slot data, the policy message and a snapshot
+of the job state, and hands the worker-side :func:`run_remote_activation` to the executor.
+When the future completes, the recorded writes and emits are applied to the real JobState
+in the order the logic made them, then the activation finishes like a local one.
+
+The snapshot holds the routine states, ``shared_data`` and ``shared_log`` of the job, so each
+remote activation costs a copy and a pickle of them: keep large data out of the job state.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import CancelledError, Future
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from routilux_kernel.core.errors import ExecutorError, RoutiluxError
+from routilux_kernel.executors.remote import (
+    JobSnapshot,
+    WorkerCrashedError,
+    dumps,
+    loads,
+    run_remote_activation,
+)
+
+if TYPE_CHECKING:
+    from routilux_kernel.engine.activation import Activation
+    from routilux_kernel.engine.job_run import JobRun
+
+
+def submit_remote(job: JobRun, activation: Activation) -> Future[Any]:
+    """Hand ``activation`` to its (not in-process) executor; its effects apply on completion.
+
+    The ``routine_started`` hook runs here on the driver, when the activation is handed
+    over; ``routine_finished`` runs on the driver after its effects were applied.
+    """
+    spec = activation.run.spec
+    with job.lock:
+        closed = job.closed
+        activation.submitting = not closed
+    if closed:  # ended while this activation waited to be dispatched (its data was kept)
+        skipped: Future[Any] = Future()
+        skipped.set_result(None)
+        skipped.add_done_callback(partial(_finish_skipped, job, activation))
+        return skipped
+    try:
+        payload = _payload(job, activation)
+        future = spec.executor.submit(run_remote_activation, spec.routine_id, payload)
+    except BaseException:
+        with job.lock:
+            activation.submitting = False
+            if job.closed:  # refused, and the job ended meanwhile: the data is kept
+                job._keep_locked(activation)
+        raise
+    with job.lock:
+        activation.submitting = False
+        activation.future = future
+        closed = job.closed
+    # Ended during the hand-over: withdraw it if the executor still can (outside the lock,
+    # since a cancel may run the done-callback at once).
+    if closed and job._withdraw(activation):
+        with job.lock:
+            job._keep_locked(activation)
+    hooks = job.hooks
+    if hooks.routine_started is not None:
+        hooks.notify(hooks.routine_started, job_state=job.job_state, routine_id=spec.routine_id)
+    future.add_done_callback(partial(_on_done, job, activation))
+    return future
+
+
+def _payload(job: JobRun, activation: Activation) -> bytes:
+    state = job.job_state
+    snapshot = JobSnapshot(
+        state.job_id,
+        state.flow_id,
+        state.routine_states,
+        dict(state.shared_data),
+        list(state.shared_log),
+        state.cancel_requested,
+    )
+    parts = (activation.routine, activation.slot_data, activation.policy_message, snapshot)
+    try:
+        return dumps(parts)
+    except Exception as exc:
+        names = ("the routine", "its slot data", "its policy message", "the job state")
+        culprit = "the activation"
+        for name, part in zip(names, parts, strict=True):
+            try:
+                dumps(part)
+            except Exception:
+                culprit = name
+                break
+        raise RoutiluxError(
+            f"cannot send routine {activation.routine_id!r} of job {state.job_id} to executor "
+            f"{activation.run.spec.executor.name!r}: {culprit} cannot be pickled: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _finish_skipped(job: JobRun, activation: Activation, future: Future[Any]) -> None:
+    job._finish(activation, None)
+
+
+def _on_done(job: JobRun, activation: Activation, future: Future[Any]) -> None:
+    """Apply a finished remote activation's effects, in order, then finish it."""
+    routine_id = activation.routine_id
+    state = job.job_state
+    error: BaseException | None
+    try:
+        error = _outcome_error(job, activation, future)
+    except BaseException as exc:  # noqa: BLE001 - the activation must always finish
+        logger.opt(exception=True).error("applying routine {} of job {}", routine_id, state.job_id)
+        error = exc
+    hooks = job.hooks
+    if hooks.routine_finished is not None:
+        hooks.notify(hooks.routine_finished, job_state=state, routine_id=routine_id, error=error)
+    job._finish(activation, error)
+
+
+def _outcome_error(
+    job: JobRun, activation: Activation, future: Future[Any]
+) -> BaseException | None:
+    routine_id = activation.routine_id
+    where = f"routine {routine_id!r} of job {job.job_state.job_id}"
+    executor = activation.run.spec.executor.name
+    if future.cancelled():
+        return ExecutorError(f"{where} was cancelled in executor {executor!r} before it ran")
+    exc = future.exception()
+    if isinstance(exc, WorkerCrashedError):
+        error = WorkerCrashedError(f"{exc} while running {where}", exc.pid, exc.exitcode)
+        error.__cause__ = exc
+        return error
+    if isinstance(exc, CancelledError):
+        return ExecutorError(f"{where} was stopped by executor {executor!r}: {exc}")
+    if exc is not None:
+        return exc
+    try:
+        ops, routine_error = loads(future.result())
+    except Exception as load_error:
+        raise RoutiluxError(
+            f"the outcome of {where} could not be unpickled on the driver: "
+            f"{type(load_error).__name__}: {load_error}"
+        ) from load_error
+    return _apply(job, routine_id, ops) or routine_error
+
+
+def _apply(job: JobRun, routine_id: str, ops: list[tuple[Any, ...]]) -> BaseException | None:
+    """Replay recorded operations; the first that raises (a full slot) ends the replay."""
+    state = job.job_state
+    for op in ops:
+        kind = op[0]
+        try:
+            if kind == "emit":
+                job.route_emit(routine_id, op[1], op[2])
+            elif kind == "state":
+                state.update_routine_state(op[1], op[2])
+            elif kind == "set":
+                state.shared_data[op[1]] = op[2]
+            elif kind == "update":
+                state.shared_data.update(op[1])
+            elif kind == "delete":
+                state.shared_data.pop(op[1], None)
+            elif kind == "clear":
+                state.shared_data.clear()
+            elif kind == "append":
+                state.shared_log.append(op[1])
+            elif kind == "extend":
+                state.shared_log.extend(op[1])
+            elif kind == "record":
+                state.record(op[1], op[2], op[3])
+            else:
+                raise RoutiluxError(f"unknown remote operation {kind!r} from {routine_id!r}")
+        except Exception as exc:
+            return exc
+    return None

@@ -1,0 +1,1 @@
+"""The ``process`` executor: a crash-isolated pool of worker interpreters."""
