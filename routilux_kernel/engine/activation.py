@@ -11,7 +11,7 @@ from routilux_kernel.engine.timers import TimerHandle
 if TYPE_CHECKING:
     from routilux_kernel.core.job_state import JobState
     from routilux_kernel.core.routine import Routine
-    from routilux_kernel.engine.job_run import JobRun
+    from routilux_kernel.engine.job_base import JobBase
 
 
 class RoutineRun(SlotQueues):
@@ -20,7 +20,7 @@ class RoutineRun(SlotQueues):
 
     __slots__ = ("job", "job_state", "spec", "routine_id", "routine", "busy", "skipped", "wake")
 
-    def __init__(self, job: JobRun, spec: RoutineSpec) -> None:
+    def __init__(self, job: JobBase, spec: RoutineSpec) -> None:
         SlotQueues.__init__(self, spec.slot_names)
         self.job = job
         self.job_state = job.job_state
@@ -54,7 +54,7 @@ class Activation:
         "submitting",
     )
 
-    def __init__(self, job: JobRun, run: RoutineRun, slot_data: dict[str, Any], message: Any):
+    def __init__(self, job: JobBase, run: RoutineRun, slot_data: dict[str, Any], message: Any):
         self.job = job
         self.run = run
         self.slot_data = slot_data
