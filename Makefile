@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PLUGIN_DIRS := $(wildcard plugins/*)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint layers bench clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,15 @@ demo: $(STAMP)
 	$(VENV)/bin/routilux graph examples/flows/word_count.yaml --format mermaid
 	$(VENV)/bin/routilux run examples/flows/word_count.yaml --jobs 3
 
-test: $(STAMP)
+test: $(STAMP) layers
 	$(PY) -m pytest -q
 
-lint: $(STAMP)
+# The import-layer contracts (docs/architecture.md): layers, then no cycle inside a layer.
+layers: $(STAMP)
+	$(VENV)/bin/lint-imports --no-logo --no-cache pyproject.toml
+	$(VENV)/bin/lint-imports --no-logo --no-cache .importlinter-cycles
+
+lint: $(STAMP) layers
 	$(VENV)/bin/ruff check routilux_kernel tests bench examples
 	$(VENV)/bin/ruff format --check routilux_kernel
 	$(VENV)/bin/mypy routilux_kernel

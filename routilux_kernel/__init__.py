@@ -3,7 +3,13 @@
 from loguru import logger
 
 import routilux_kernel.builtin_plugins  # noqa: F401 - the composition root, first
-from routilux_kernel.core.error_handling import ErrorDecision, ErrorHandler, ErrorStrategy
+from routilux_kernel.core.error_handling import (
+    ActivationFailure,
+    ErrorAction,
+    ErrorDecision,
+    ErrorHandler,
+    ErrorStrategy,
+)
 from routilux_kernel.core.errors import (
     ActivationPolicyError,
     ExecutorError,
@@ -34,6 +40,8 @@ logger.disable("routilux_kernel")
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivationFailure",
+    "ErrorAction",
     "ActivationPolicyError",
     "ExecutorError",
     "JobCancelledError",

@@ -19,7 +19,8 @@ import pytest
 from routilux_kernel import hookimpl
 from routilux_kernel.cli import main
 from routilux_kernel.cli.progress import ProgressDisplay
-from routilux_kernel.hooks.manager import create_plugin_manager, registries_for
+from routilux_kernel.hooks.manager import create_plugin_manager
+from routilux_kernel.hooks.registry import registries_for
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "flows"

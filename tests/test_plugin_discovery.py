@@ -88,10 +88,11 @@ def result_of(done: subprocess.CompletedProcess[str]) -> Any:
 USER_PROGRAM = """
 import json
 from routilux_kernel import ErrorHandler, Flow, Routine, Runtime, configure_logging
-from routilux_kernel.hooks.manager import (
-    create_activation_policy, create_plugin_manager, create_routine, describe_plugins,
-    get_plugin_manager, plugin_load_failures,
+from routilux_kernel.hooks.installed import (
+    create_activation_policy, create_routine, describe_plugins, get_plugin_manager,
+    plugin_load_failures,
 )
+from routilux_kernel.hooks.manager import create_plugin_manager
 from routilux_kernel.core.errors import PluginError
 
 warnings = []
@@ -286,7 +287,7 @@ def test_strict_environment_variable_makes_a_runtime_fail(plugin_site: Path) -> 
 
 LIST_PROGRAM = """
 import json
-from routilux_kernel.hooks.manager import describe_plugins, plugin_load_failures
+from routilux_kernel.hooks.installed import describe_plugins, plugin_load_failures
 from routilux_kernel import Runtime
 runtime = Runtime()
 print(json.dumps({
@@ -332,7 +333,7 @@ def test_disable_plugins_skips_listed_ones_and_keeps_the_rest(plugin_site: Path)
 TRACE_PROGRAM = """
 import sys
 from routilux_kernel import Flow, Runtime, configure_logging
-from routilux_kernel.hooks.manager import create_routine
+from routilux_kernel.hooks.installed import create_routine
 configure_logging("INFO", sink=sys.stdout, format="{message}")
 flow = Flow("traced")
 flow.add_routine(create_routine("sample.upper"), "upper")

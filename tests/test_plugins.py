@@ -20,17 +20,16 @@ from routilux_kernel.core.error_handling import ActivationFailure, ErrorAction
 from routilux_kernel.core.errors import PluginError
 from routilux_kernel.hooks import specs as hookspecs
 from routilux_kernel.hooks.calls import HookSet
-from routilux_kernel.hooks.manager import (
+from routilux_kernel.hooks.installed import (
     create_activation_policy,
-    create_plugin_manager,
     create_routine,
     describe_plugins,
     get_plugin_manager,
     plugin_load_failures,
     plugin_manager_with,
-    registries_for,
-    trace_hook_calls,
 )
+from routilux_kernel.hooks.manager import create_plugin_manager, trace_hook_calls
+from routilux_kernel.hooks.registry import registries_for
 
 WAIT = 10.0
 LIFECYCLE = ("job_started", "job_finished", "routine_started", "routine_finished", "event_emitted")
@@ -606,7 +605,7 @@ def test_a_manager_holding_an_unchecked_plugin_fails_check_pending() -> None:
 def test_get_plugin_manager_called_while_loading_fails_instead_of_hanging(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from routilux_kernel.hooks import manager as plugins
+    from routilux_kernel.hooks import installed as plugins
 
     monkeypatch.setattr(plugins, "_default_pm", None)
     # as if an installed plugin called get_plugin_manager() while being imported

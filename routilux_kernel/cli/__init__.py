@@ -34,7 +34,8 @@ def main(
     argv: Sequence[str] | None = None, *, plugin_manager: pluggy.PluginManager | None = None
 ) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    from routilux_kernel.hooks.manager import get_plugin_manager, registries_for
+    from routilux_kernel.hooks.installed import get_plugin_manager
+    from routilux_kernel.hooks.registry import registries_for
 
     try:
         pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
@@ -143,7 +144,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def _report_plugin_failures(pm: pluggy.PluginManager) -> None:
     """A plugin that failed to load is why a routine or executor may be missing: say so."""
-    from routilux_kernel.hooks.manager import plugin_load_failures
+    from routilux_kernel.hooks.installed import plugin_load_failures
 
     for failure in plugin_load_failures(pm):
         where = failure["distribution"] or "unknown distribution"

@@ -9,8 +9,7 @@ from typing import Any
 
 from routilux_kernel.cli.flow_arguments import EXIT_JOB_FAILED, EXIT_OK
 from routilux_kernel.core.routine import Routine
-from routilux_kernel.hooks.manager import registries_for
-from routilux_kernel.hooks.registry import Registered
+from routilux_kernel.hooks.registry import Registered, registries_for
 
 
 def add_json_argument(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +86,7 @@ def describe_routine(entry: Registered) -> dict[str, Any]:
 
 def run_plugins(args: argparse.Namespace) -> int:
     try:
-        from routilux_kernel.hooks.manager import describe_plugins, plugin_load_failures
+        from routilux_kernel.hooks.installed import describe_plugins, plugin_load_failures
     except ImportError:
         print(
             "routilux plugins: this version of routilux_kernel.hooks.manager has no "

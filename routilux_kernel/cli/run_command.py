@@ -30,7 +30,7 @@ from routilux_kernel.core.flow import Flow
 from routilux_kernel.core.job_state import ExecutionStatus, JobState
 from routilux_kernel.engine.runtime import Runtime
 from routilux_kernel.flowfiles import flow_entry, flow_params
-from routilux_kernel.hooks.manager import registries_for
+from routilux_kernel.hooks.registry import registries_for
 from routilux_kernel.hooks.specs import hookimpl
 
 #: How often the progress line redraws its elapsed time (only on a terminal).

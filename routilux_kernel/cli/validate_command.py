@@ -16,8 +16,7 @@ from routilux_kernel.cli.flow_arguments import (
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.engine.config import configured_executor
 from routilux_kernel.flowfiles import FlowFileError, flow_entry
-from routilux_kernel.hooks.manager import registries_for
-from routilux_kernel.hooks.registry import Registries
+from routilux_kernel.hooks.registry import Registries, registries_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

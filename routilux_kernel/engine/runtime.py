@@ -28,7 +28,8 @@ from routilux_kernel.engine.plan import FlowPlan, build_plan
 from routilux_kernel.engine.timers import TimerService
 from routilux_kernel.executors.contract import Executor
 from routilux_kernel.hooks.calls import HookSet
-from routilux_kernel.hooks.manager import get_plugin_manager, plugin_manager_with, registries_for
+from routilux_kernel.hooks.installed import get_plugin_manager, plugin_manager_with
+from routilux_kernel.hooks.registry import registries_for
 
 #: Finished jobs kept queryable by default (oldest forgotten first).
 DEFAULT_MAX_RETAINED_JOBS = 1000

@@ -39,7 +39,8 @@ def flow_from_dict(
     importing anything, so an untrusted file can only use registered routines.
     """
     if registries is None:
-        from routilux_kernel.hooks.manager import get_plugin_manager, registries_for
+        from routilux_kernel.hooks.installed import get_plugin_manager
+        from routilux_kernel.hooks.registry import registries_for
 
         registries = registries_for(plugin_manager or get_plugin_manager())
     return FlowReader(source, registries, registered_only).build(data, default_flow_id)

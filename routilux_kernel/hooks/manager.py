@@ -15,7 +15,6 @@ import difflib
 import importlib
 import os
 import re
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +23,8 @@ import pluggy
 from loguru import logger
 
 from routilux_kernel.core.errors import PluginError
-from routilux_kernel.core.routine import Routine
 from routilux_kernel.hooks import specs as hookspecs
-from routilux_kernel.hooks.registry import REGISTRATION_HOOKS, Registries, collect_registries
+from routilux_kernel.hooks.registry import cache_registries, collect_registries, registries_for
 from routilux_kernel.hooks.specs import PROJECT_NAME
 
 try:  # the backport reads the newest metadata formats; the stdlib one suffices on 3.11+
@@ -123,37 +121,10 @@ def create_plugin_manager(
         load_entry_point_plugins(pm)
     for plugin in plugins:
         register_plugin(pm, plugin)
-    _check_pending(pm)
+    check_pending(pm)
     if _env_flag(TRACE_PLUGINS_ENV):
         trace_hook_calls(pm)
     registries_for(pm)  # a plugin given in code that fails to register raises here
-    return pm
-
-
-def plugin_manager_with(
-    plugins: Iterable[Any], base: pluggy.PluginManager | None = None
-) -> RoutiluxPluginManager:
-    """A new manager with every plugin of ``base`` (default: the process-wide one) plus ``plugins``.
-
-    This is how ``Runtime(plugins=[...])`` gets hooks that apply to that runtime only,
-    without importing the installed plugins again or touching ``base``.
-    """
-    if base is None:
-        base = get_plugin_manager()
-    pm = RoutiluxPluginManager(strict=getattr(base, "strict", False))
-    for name, plugin in base.list_name_plugin():
-        if plugin is None:
-            pm.set_blocked(name)
-        else:
-            pm.register(plugin, name=name)
-    pm.sources.update(getattr(base, "sources", {}))
-    pm.load_failures.extend(getattr(base, "load_failures", []))
-    for plugin in plugins:
-        register_plugin(pm, plugin)
-    _check_pending(pm)
-    if getattr(base, "tracing", False):
-        trace_hook_calls(pm)
-    registries_for(pm)
     return pm
 
 
@@ -189,7 +160,7 @@ def register_plugin(pm: pluggy.PluginManager, plugin: Any, name: str | None = No
     return registered
 
 
-def _check_pending(pm: pluggy.PluginManager) -> None:
+def check_pending(pm: pluggy.PluginManager) -> None:
     """pluggy's final check that no implementation is left without a hookspec."""
     # register_plugin already refused such plugins one by one (so each can be blamed);
     # this catches any that reached the manager another way.
@@ -256,7 +227,7 @@ def _drop_failing_registrations(pm: RoutiluxPluginManager) -> int:
         errors.clear()
         registries = collect_registries(pm, report)
         if not errors:
-            _cache_registries(pm, registries)
+            cache_registries(pm, registries)
             return dropped
         for plugin_name, error in errors:
             source = pm.sources.pop(plugin_name, None)
@@ -290,112 +261,6 @@ def trace_hook_calls(pm: pluggy.PluginManager) -> Callable[[], None]:
 def _write_trace(message: str) -> None:
     # pluggy puts each keyword argument on its own line; one log record per call reads better.
     logger.info("plugin trace: {}", " ".join(line.strip() for line in message.splitlines()))
-
-
-# -- the process-wide manager -----------------------------------------------------------
-
-_default_lock = threading.RLock()
-_default_pm: pluggy.PluginManager | None = None
-_creating_default = False
-
-
-def get_plugin_manager() -> pluggy.PluginManager:
-    """The process-wide manager used by runtimes that are not given their own."""
-    global _default_pm, _creating_default
-    with _default_lock:
-        if _default_pm is None:
-            if _creating_default:  # re-entered from a plugin being imported: fail, not hang
-                raise PluginError(
-                    "get_plugin_manager() was called while the plugins were being loaded "
-                    "(from a plugin's import or registration hook); defer it to run time"
-                )
-            _creating_default = True
-            try:
-                _default_pm = create_plugin_manager()
-            finally:
-                _creating_default = False
-        return _default_pm
-
-
-def registries_for(pm: pluggy.PluginManager) -> Registries:
-    """The registries of ``pm``, collected again only when its plugins changed."""
-    cached = getattr(pm, "_routilux_registries", None)
-    if cached is not None and _same_plugins(cached[0], pm.list_name_plugin()):
-        registries: Registries = cached[1]
-        return registries
-    return _cache_registries(pm, collect_registries(pm))
-
-
-def _cache_registries(pm: pluggy.PluginManager, registries: Registries) -> Registries:
-    # The cache holds the plugin objects themselves, so an id can never be reused under it.
-    pm._routilux_registries = (pm.list_name_plugin(), registries)  # type: ignore[attr-defined]
-    return registries
-
-
-def _same_plugins(before: list[tuple[str, Any]], now: list[tuple[str, Any]]) -> bool:
-    return len(before) == len(now) and all(
-        name == other_name and plugin is other
-        for (name, plugin), (other_name, other) in zip(before, now, strict=True)
-    )
-
-
-# -- creating registered things by name ---------------------------------------------------
-
-
-def create_routine(
-    name: str,
-    config: dict[str, Any] | None = None,
-    plugin_manager: pluggy.PluginManager | None = None,
-) -> Routine:
-    """A new instance of the routine a plugin registered as ``name``, with ``config`` set."""
-    registries = registries_for(plugin_manager or get_plugin_manager())
-    return registries.create_routine(name, config)
-
-
-def create_activation_policy(
-    name: str,
-    options: dict[str, Any] | None = None,
-    plugin_manager: pluggy.PluginManager | None = None,
-) -> Any:
-    """The activation policy a plugin registered as ``name``, made with ``options``."""
-    registries = registries_for(plugin_manager or get_plugin_manager())
-    return registries.create_activation_policy(name, options)
-
-
-# -- what is installed ----------------------------------------------------------------------
-
-
-def describe_plugins(pm: pluggy.PluginManager | None = None) -> list[dict[str, Any]]:
-    """One dict per registered plugin: origin, the hooks it implements, what it registered."""
-    if pm is None:
-        pm = get_plugin_manager()
-    registries = registries_for(pm)
-    sources: dict[str, PluginSource] = getattr(pm, "sources", {})
-    described = []
-    for name, plugin in pm.list_name_plugin():
-        if plugin is None:  # blocked
-            continue
-        source = sources.get(name)
-        described.append(
-            {
-                "name": name,
-                "distribution": source.distribution if source else None,
-                "version": source.version if source else None,
-                "builtin": name in _builtin_plugins,
-                "hooks": sorted({caller.name for caller in pm.get_hookcallers(plugin) or []}),
-                "registered": {
-                    kind: registries[kind].by_plugin(name) for kind in REGISTRATION_HOOKS
-                },
-            }
-        )
-    return described
-
-
-def plugin_load_failures(pm: pluggy.PluginManager | None = None) -> list[dict[str, Any]]:
-    """The installed plugins left out of ``pm``: entry point, distribution, version, error."""
-    if pm is None:
-        pm = get_plugin_manager()
-    return [failure.to_dict() for failure in getattr(pm, "load_failures", [])]
 
 
 # -- helpers --------------------------------------------------------------------------------

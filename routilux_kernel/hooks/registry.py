@@ -164,3 +164,25 @@ def _register_callback(registry: Registry, plugin_name: str) -> Callable[..., No
         registry.add(name, value, plugin_name, **options)
 
     return register
+
+
+def registries_for(pm: pluggy.PluginManager) -> Registries:
+    """The registries of ``pm``, collected again only when its plugins changed."""
+    cached = getattr(pm, "_routilux_registries", None)
+    if cached is not None and _same_plugins(cached[0], pm.list_name_plugin()):
+        registries: Registries = cached[1]
+        return registries
+    return cache_registries(pm, collect_registries(pm))
+
+
+def cache_registries(pm: pluggy.PluginManager, registries: Registries) -> Registries:
+    # The cache holds the plugin objects themselves, so an id can never be reused under it.
+    pm._routilux_registries = (pm.list_name_plugin(), registries)  # type: ignore[attr-defined]
+    return registries
+
+
+def _same_plugins(before: list[tuple[str, Any]], now: list[tuple[str, Any]]) -> bool:
+    return len(before) == len(now) and all(
+        name == other_name and plugin is other
+        for (name, plugin), (other_name, other) in zip(before, now, strict=True)
+    )

@@ -32,6 +32,7 @@ from loguru import logger
 from routilux_kernel.core.errors import ExecutorError
 from routilux_kernel.executors.contract import Executor, ExecutorCapabilities
 from routilux_kernel.executors.pickling import require_cloudpickle
+from routilux_kernel.executors.process.handles import Task, WorkerHandle
 from routilux_kernel.executors.remote import WorkerCrashedError, describe_exit, dumps, loads
 from routilux_kernel.hooks.specs import hookimpl
 
@@ -43,62 +44,6 @@ _BOOT = "from routilux_kernel.executors.process.worker import worker_main; worke
 _PACKAGE_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
-
-
-class _Task:
-    __slots__ = ("id", "future", "payload", "worker", "started", "sent", "stop_reason")
-
-    def __init__(self, task_id: int, future: Future[Any], payload: bytes) -> None:
-        self.id = task_id
-        self.future = future
-        self.payload = payload
-        self.worker: _Worker | None = None
-        self.started = False
-        self.sent = False
-        #: Why the executor itself killed the worker running this task (force cancel, shutdown).
-        self.stop_reason: str | None = None
-
-
-class _Worker:
-    """One worker process, its pipe, and the task it holds."""
-
-    def __init__(self, name: str, process: subprocess.Popen[bytes], conn: Connection) -> None:
-        self.name = name
-        self.process = process
-        self.conn = conn
-        self.pidfd: int | None = None
-        if hasattr(os, "pidfd_open"):
-            try:
-                self.pidfd = os.pidfd_open(process.pid)
-            except OSError:
-                pass  # the pipe's end-of-file still tells us the worker is gone
-        self.ready = False
-        self.exiting = False
-        self.dead = False
-        self.task: _Task | None = None
-        self.start_error = ""
-        self._send_lock = threading.Lock()
-
-    def send(self, message: tuple[Any, ...], task: _Task | None = None) -> bool:
-        with self._send_lock:
-            if self.conn.closed:
-                return False
-            try:
-                self.conn.send(message)
-            except OSError:
-                return False
-            if task is not None:
-                # Under the send lock: _on_exit reads it after close(), which takes this
-                # lock, so a task that reached a worker that then died is never requeued.
-                task.sent = True
-            return True
-
-    def close(self) -> None:
-        with self._send_lock:  # never close while another thread writes to this fd
-            self.conn.close()
-            if self.pidfd is not None:
-                os.close(self.pidfd)
-                self.pidfd = None
 
 
 class ProcessExecutor(Executor):
@@ -124,16 +69,16 @@ class ProcessExecutor(Executor):
         self._worker_plugins = tuple(worker_plugins)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._workers: list[_Worker] = []
-        self._idle: deque[_Worker] = deque()
-        self._pending: deque[_Task] = deque()
-        self._tasks: dict[Future[Any], _Task] = {}
+        self._workers: list[WorkerHandle] = []
+        self._idle: deque[WorkerHandle] = deque()
+        self._pending: deque[Task] = deque()
+        self._tasks: dict[Future[Any], Task] = {}
         self._ids = itertools.count(1)
         self._names = itertools.count(1)
         self._start_failures = 0
         self._broken: str | None = None
         #: Queued tasks no worker can be started for; failed by the next ``_send``.
-        self._unrunnable: list[tuple[_Task, str]] = []
+        self._unrunnable: list[tuple[Task, str]] = []
         self._closing = False
         self._dispatcher: threading.Thread | None = None
         self._completions: ThreadPoolExecutor | None = None
@@ -170,7 +115,7 @@ class ProcessExecutor(Executor):
                 raise RuntimeError("process executor is shut down; it takes no new work")
             if self._broken:
                 raise ExecutorError(self._broken)
-            task = _Task(next(self._ids), future, payload)
+            task = Task(next(self._ids), future, payload)
             self._pending.append(task)
             self._tasks[future] = task
             sends = self._assign_locked()
@@ -262,7 +207,7 @@ class ProcessExecutor(Executor):
     def _busy_locked(self) -> bool:
         return any(worker.task is not None for worker in self._workers)
 
-    def _assign_locked(self) -> list[tuple[_Worker, _Task]]:
+    def _assign_locked(self) -> list[tuple[WorkerHandle, Task]]:
         """Give queued tasks to idle workers, starting workers as needed (lock held)."""
         sends = []
         while self._pending and self._idle:
@@ -302,7 +247,7 @@ class ProcessExecutor(Executor):
             self._unrunnable.append((task, reason))
         self._pending.clear()
 
-    def _send(self, sends: list[tuple[_Worker, _Task]]) -> None:
+    def _send(self, sends: list[tuple[WorkerHandle, Task]]) -> None:
         """Send what ``_assign_locked`` assigned, and fail what it could not run (no lock)."""
         for worker, task in sends:
             worker.send(("task", task.id, task.payload), task)
@@ -335,7 +280,7 @@ class ProcessExecutor(Executor):
             raise
         finally:
             child_end.close()
-        worker = _Worker(name, process, Connection(parent_end.detach()))
+        worker = WorkerHandle(name, process, Connection(parent_end.detach()))
         worker.send(("init", list(sys.path), name, self._worker_plugins))
         self._workers.append(worker)
         self._wake()
@@ -363,7 +308,7 @@ class ProcessExecutor(Executor):
             with self._lock:
                 if self._closing and not self._workers:
                     return
-                watched: dict[Any, _Worker] = {}
+                watched: dict[Any, WorkerHandle] = {}
                 for worker in self._workers:
                     watched[worker.conn] = worker
                     if worker.pidfd is not None:
@@ -378,7 +323,7 @@ class ProcessExecutor(Executor):
                 except Exception:  # a dead dispatcher would hang every future: carry on
                     logger.opt(exception=True).error("process executor: dispatcher error")
 
-    def _on_ready(self, worker: _Worker, ready: Any) -> None:
+    def _on_ready(self, worker: WorkerHandle, ready: Any) -> None:
         if worker.dead:
             return
         if ready is worker.conn:
@@ -391,7 +336,7 @@ class ProcessExecutor(Executor):
         else:
             self._on_exit(worker)
 
-    def _on_message(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+    def _on_message(self, worker: WorkerHandle, message: tuple[Any, ...]) -> None:
         kind = message[0]
         finished = None
         with self._lock:
@@ -421,7 +366,7 @@ class ProcessExecutor(Executor):
             else:
                 self._complete(_set_outcome, finished.future, message[2], message[3])
 
-    def _on_exit(self, worker: _Worker) -> None:
+    def _on_exit(self, worker: WorkerHandle) -> None:
         with self._lock:
             worker.exiting = True
         while not worker.conn.closed:  # a result sent just before dying still counts
@@ -443,7 +388,7 @@ class ProcessExecutor(Executor):
             worker.process.kill()
             exitcode = worker.process.wait()
         worker.close()
-        failed: list[_Task] = []
+        failed: list[Task] = []
         with self._lock:
             if task is not None and not task.sent and task.stop_reason is None:
                 task.worker = None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from routilux_kernel import ErrorDecision
-from routilux_kernel.core.error_handling import ActivationFailure, ErrorAction
+from routilux_kernel import ActivationFailure, ErrorAction, ErrorDecision
 
 
 class RecordAndContinue:

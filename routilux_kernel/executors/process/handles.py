@@ -1,0 +1,68 @@
+"""What the process pool's dispatcher tracks: submitted tasks and the worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+class Task:
+    """One submitted call: its future, its pickled payload, and where it is."""
+
+    __slots__ = ("id", "future", "payload", "worker", "started", "sent", "stop_reason")
+
+    def __init__(self, task_id: int, future: Future[Any], payload: bytes) -> None:
+        self.id = task_id
+        self.future = future
+        self.payload = payload
+        self.worker: WorkerHandle | None = None
+        self.started = False
+        self.sent = False
+        #: Why the executor itself killed the worker running this task (force cancel, shutdown).
+        self.stop_reason: str | None = None
+
+
+class WorkerHandle:
+    """One worker process, its pipe, and the task it holds."""
+
+    def __init__(self, name: str, process: subprocess.Popen[bytes], conn: Connection) -> None:
+        self.name = name
+        self.process = process
+        self.conn = conn
+        self.pidfd: int | None = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                self.pidfd = os.pidfd_open(process.pid)
+            except OSError:
+                pass  # the pipe's end-of-file still tells us the worker is gone
+        self.ready = False
+        self.exiting = False
+        self.dead = False
+        self.task: Task | None = None
+        self.start_error = ""
+        self._send_lock = threading.Lock()
+
+    def send(self, message: tuple[Any, ...], task: Task | None = None) -> bool:
+        with self._send_lock:
+            if self.conn.closed:
+                return False
+            try:
+                self.conn.send(message)
+            except OSError:
+                return False
+            if task is not None:
+                # Under the send lock: _on_exit reads it after close(), which takes this
+                # lock, so a task that reached a worker that then died is never requeued.
+                task.sent = True
+            return True
+
+    def close(self) -> None:
+        with self._send_lock:  # never close while another thread writes to this fd
+            self.conn.close()
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+                self.pidfd = None
