@@ -1,0 +1,115 @@
+"""Install OpenTelemetry SDK providers from the standard ``OTEL_*`` variables, once.
+
+The application wins: a TracerProvider or MeterProvider it installed (before its first job)
+is used as it is. Otherwise the exporters named by ``OTEL_TRACES_EXPORTER`` and
+``OTEL_METRICS_EXPORTER`` are loaded from the entry points the SDK and the exporter packages
+declare (``console`` ships with the SDK, ``otlp`` with ``opentelemetry-exporter-otlp``), and
+everything else (endpoint, headers, service name, batch sizes, export interval) is read by
+the SDK and the exporters themselves from their own ``OTEL_*`` variables.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from importlib import metadata
+from typing import Any
+
+from loguru import logger
+from opentelemetry import metrics, trace
+
+#: What the OpenTelemetry specification says an unset ``OTEL_*_EXPORTER`` means.
+DEFAULT_EXPORTER = "otlp"
+
+_configured = False
+_lock = threading.Lock()
+
+
+def configure_from_environment() -> None:
+    """Install SDK providers built from ``OTEL_*`` unless the application installed its own.
+
+    Runs once per process; later calls return at once. ``OTEL_SDK_DISABLED=true`` leaves the
+    OpenTelemetry API as the no-op it is by default.
+    """
+    global _configured
+    if _configured:
+        return
+    with _lock:
+        if _configured:
+            return
+        _configured = True
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return
+        if _tracer_provider_unset():
+            _install_tracer_provider()
+        if _meter_provider_unset():
+            _install_meter_provider()
+
+
+def _tracer_provider_unset() -> bool:
+    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def _meter_provider_unset() -> bool:
+    # The API's placeholder class is private; its name is the stable way to recognise it.
+    return type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
+
+
+def _install_tracer_provider() -> None:
+    exporters = _exporters("OTEL_TRACES_EXPORTER", "opentelemetry_traces_exporter")
+    if not exporters:
+        return
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create())
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+
+def _install_meter_provider() -> None:
+    exporters = _exporters("OTEL_METRICS_EXPORTER", "opentelemetry_metrics_exporter")
+    if not exporters:
+        return
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    readers = [PeriodicExportingMetricReader(exporter) for exporter in exporters]
+    metrics.set_meter_provider(MeterProvider(resource=Resource.create(), metric_readers=readers))
+
+
+def _exporters(variable: str, group: str) -> list[Any]:
+    """The exporters a variable names (comma list); ``none`` or none installed: empty."""
+    explicit = variable in os.environ
+    names = [n.strip() for n in os.environ.get(variable, DEFAULT_EXPORTER).split(",")]
+    found = []
+    for name in names:
+        if not name or name == "none":
+            continue
+        entry_points = metadata.entry_points(group=group, name=name)
+        if not entry_points:
+            if explicit:  # asked for by the user: say why nothing arrives
+                installed = sorted(ep.name for ep in metadata.entry_points(group=group))
+                logger.warning(
+                    "routilux-otel: {}={!r} names no installed exporter (installed: {}); "
+                    "for 'otlp' install opentelemetry-exporter-otlp",
+                    variable,
+                    name,
+                    ", ".join(installed) or "none",
+                )
+            continue
+        (entry_point, *_) = entry_points
+        try:
+            found.append(entry_point.load()())
+        except Exception as exc:
+            logger.warning(
+                "routilux-otel: exporter {!r} of {} could not be created: {}: {}",
+                name,
+                variable,
+                type(exc).__name__,
+                exc,
+            )
+    return found

@@ -1,0 +1,122 @@
+"""The installed distribution: found by its entry point, configured by OTEL_*, switchable off.
+
+Each case runs a real program in a fresh interpreter, so the global OpenTelemetry
+providers start unset, as in a user's process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+PROGRAM = textwrap.dedent(
+    """
+    import json, sys
+    from routilux_kernel import Flow, Routine, Runtime
+    from routilux_kernel.hooks.installed import describe_plugins
+
+    class Hello(Routine):
+        def __init__(self):
+            super().__init__()
+            self.add_slot("trigger")
+            self.add_event("out", ["x"])
+        def logic(self, slot_data, policy_message, job_state):
+            self.emit("out", x=1)
+
+    flow = Flow("installed-flow")
+    flow.add_routine(Hello(), "hello")
+    if sys.argv[1] == "app-provider":
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+    with Runtime(thread_pool_size=1) as runtime:
+        state = runtime.run(flow, {}, timeout=30)
+    plugins = sorted(p["name"] for p in describe_plugins() if not p["builtin"])
+    names = []
+    if sys.argv[1] == "app-provider":
+        names = sorted(span.name for span in exporter.get_finished_spans())
+    print("RESULT " + json.dumps({"status": str(state.status), "plugins": plugins, "spans": names}))
+    """
+)
+
+
+def run_program(mode: str, **env: str) -> tuple[dict, list[dict], str]:
+    """Run PROGRAM; return its RESULT line, the console-exported spans, and stderr."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "ROUTILUX_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM, mode],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    before, _, result = done.stdout.partition("RESULT ")
+    result_line, _, after = result.partition("\n")
+    spans = []
+    decoder = json.JSONDecoder()
+    text = (before + after).strip()  # the console exporter prints at exit, after RESULT
+    while text:
+        span, end = decoder.raw_decode(text)
+        spans.append(span)
+        text = text[end:].strip()
+    return json.loads(result_line), spans, done.stderr
+
+
+def test_installed_plugin_exports_through_the_console_exporter_named_by_otel_env() -> None:
+    result, spans, _ = run_program(
+        "env",
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_SERVICE_NAME="otel-test-service",
+    )
+    assert result["status"] == "completed"
+    assert "otel" in result["plugins"]
+    by_name = {span["name"]: span for span in spans}
+    assert sorted(by_name) == ["activation hello", "job installed-flow"]
+    job, activation = by_name["job installed-flow"], by_name["activation hello"]
+    assert activation["parent_id"] == job["context"]["span_id"]
+    assert job["attributes"]["routilux.job.status"] == "completed"
+    assert [e["name"] for e in activation["events"]] == ["emit"]
+    assert job["resource"]["attributes"]["service.name"] == "otel-test-service"
+
+
+def test_disabled_by_routilux_disable_plugins() -> None:
+    result, spans, _ = run_program(
+        "env",
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_METRICS_EXPORTER="none",
+        ROUTILUX_DISABLE_PLUGINS="otel",
+    )
+    assert result["status"] == "completed"
+    assert "otel" not in result["plugins"]
+    assert spans == []
+
+
+def test_a_provider_the_application_installed_is_used_and_otel_env_ignored() -> None:
+    result, spans, _ = run_program(
+        "app-provider", OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none"
+    )
+    assert result["spans"] == ["activation hello", "job installed-flow"]
+    assert spans == []  # nothing went to the console exporter of OTEL_TRACES_EXPORTER
+
+
+@pytest.mark.parametrize("variable", ["OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER"])
+def test_an_exporter_that_is_not_installed_is_named_in_a_warning(variable: str) -> None:
+    other = (
+        "OTEL_METRICS_EXPORTER" if variable == "OTEL_TRACES_EXPORTER" else "OTEL_TRACES_EXPORTER"
+    )
+    result, spans, stderr = run_program("env", **{variable: "zipkin-nowhere", other: "none"})
+    assert result["status"] == "completed" and spans == []
+    assert f"{variable}='zipkin-nowhere' names no installed exporter" in stderr
+    assert "installed: console" in stderr
