@@ -505,7 +505,9 @@ def test_routines_lists_slots_events_and_config(capsys: pytest.CaptureFixture[st
     assert "broken  (" in out and "cannot be created: RuntimeError: needs an API key" in out
     assert main(["routines", "--json"], plugin_manager=pm) == 0
     listed = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
-    assert listed["greet"]["slots"] == [{"name": "trigger", "max_queue_length": 10}]
+    assert listed["greet"]["slots"] == [
+        {"name": "trigger", "max_queue_length": 10, "on_full": "raise"}
+    ]
     assert listed["greet"]["events"] == [{"name": "greeted", "params": ["text", "who"]}]
     assert listed["greet"]["config"] == {"greeting": "hello", "loud": False}
     assert listed["broken"]["error"] == "RuntimeError: needs an API key"

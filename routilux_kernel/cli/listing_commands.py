@@ -40,8 +40,19 @@ def run_routines(args: argparse.Namespace) -> int:
         print(f"    slots:  {', '.join(s['name'] for s in info['slots']) or 'none'}")
         events = [f"{e['name']}({', '.join(e['params'])})" for e in info["events"]]
         print(f"    events: {', '.join(events) or 'none'}")
-        config = [f"{key}={value!r}" for key, value in info["config"].items()]
-        print(f"    config: {', '.join(config) or 'none'}")
+        schema = info.get("config_schema") or {}
+        if schema:
+            print("    config:")
+            for key, spec in schema.items():
+                kinds = spec.get("type", "any")
+                kinds = " | ".join(kinds) if isinstance(kinds, list) else kinds
+                extra = " (required)" if spec.get("required") else f" = {spec.get('default')!r}"
+                print(f"      {key}: {kinds}{extra}  {spec.get('description', '')}".rstrip())
+        else:
+            config = [f"{key}={value!r}" for key, value in info["config"].items()]
+            print(f"    config: {', '.join(config) or 'none'}")
+        if info.get("allows_concurrency") is False:
+            print("    concurrency: 1 only (keeps per-job state)")
     return EXIT_OK
 
 
@@ -61,6 +72,7 @@ def describe_routine(entry: Registered) -> dict[str, Any]:
         "slots": [],
         "events": [],
         "config": {},
+        "config_schema": {},
         "error": None,
     }
     try:
@@ -71,13 +83,7 @@ def describe_routine(entry: Registered) -> dict[str, Any]:
     if not isinstance(routine, Routine):
         info["error"] = f"it made a {type(routine).__name__}, not a Routine"
         return info
-    doc = (type(routine).__doc__ or "").strip()
-    info["description"] = doc.splitlines()[0] if doc and type(routine) is not Routine else ""
-    info["slots"] = [
-        {"name": s.name, "max_queue_length": s.max_queue_length} for s in routine.slots.values()
-    ]
-    info["events"] = [{"name": e.name, "params": list(e.params)} for e in routine.events.values()]
-    info["config"] = routine.config
+    info.update(routine.describe())
     return info
 
 

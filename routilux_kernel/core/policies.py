@@ -26,10 +26,13 @@ _NO: Decision = (False, None, None)
 class SlotQueues:
     """The queued data of one routine in one job, as its activation policy sees it."""
 
-    __slots__ = ("_queues", "state", "_names", "requested_wake")
+    __slots__ = ("_queues", "state", "_names", "requested_wake", "concurrency")
 
-    def __init__(self, names: tuple[str, ...]) -> None:
+    def __init__(self, names: tuple[str, ...], concurrency: int = 1) -> None:
         self._names = names
+        #: How many activations of the routine may run at once in the job; a policy may
+        #: split the queued data among them (the immediate policy does).
+        self.concurrency = concurrency
         self._queues: dict[str, deque[dict[str, Any]]] = {name: deque() for name in names}
         #: Per-job scratch space for the policy (e.g. the time of the last activation).
         self.state: dict[str, Any] = {}
@@ -137,9 +140,14 @@ class ImmediatePolicy(ActivationPolicy):
     name = "immediate"
 
     def __call__(self, slots: SlotQueues, job_state: Any) -> Decision:
-        if slots.any_ready():
+        if not slots.any_ready():
+            return _NO
+        if slots.concurrency == 1:
             return True, slots.take_all(), None
-        return _NO
+        # Concurrent activations share what is queued: each takes its part, so one
+        # activation does not take everything while the others find nothing.
+        share = {name: -(-slots.count(name) // slots.concurrency) for name in slots.slot_names}
+        return True, {name: slots.take(name, n) for name, n in share.items()}, None
 
 
 class AllSlotsReadyPolicy(ActivationPolicy):

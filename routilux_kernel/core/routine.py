@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from routilux_kernel.core.context import current_activation
+from routilux_kernel.core.description import describe
 from routilux_kernel.core.errors import NoJobContextError, UnknownEventError
 
 if TYPE_CHECKING:
@@ -49,7 +50,15 @@ class Routine:
     to the list of items (one dict per emit) this activation consumes.
     """
 
+    #: The routine's config keys: key -> {"type", "default", "required", "enum", "description"}
+    #: (see ``core/description.py``). Empty: the routine declares no schema, nothing is checked.
+    config_schema: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: False for routines that keep per-job state across activations: they refuse
+    #: ``set_concurrency(n > 1)``.
+    allows_concurrency: ClassVar[bool] = True
+
     def __init__(self) -> None:
+        self._concurrency = 1
         self._slots: dict[str, Slot] = {}
         self._events: dict[str, Event] = {}
         self._config: dict[str, Any] = {}
@@ -115,7 +124,14 @@ class Routine:
         self._config.update(config)
 
     def get_config(self, key: str, default: Any = None) -> Any:
-        return self._config.get(key, default)
+        """The config value of ``key``; else ``default``; else the schema's default, if any."""
+        if key in self._config:
+            return self._config[key]
+        if default is None:
+            spec = type(self).config_schema.get(key)
+            if spec is not None:
+                return spec.get("default")
+        return default
 
     @property
     def config(self) -> dict[str, Any]:
@@ -191,6 +207,34 @@ class Routine:
                 "emit only from routine logic started by Runtime.exec"
             )
         ctx.emit(self, event, data)
+
+    # -- concurrency and self-description ------------------------------------------------
+
+    def set_concurrency(self, n: int) -> Routine:
+        """Let up to ``n`` activations of this routine run at once within one job.
+
+        Each activation takes its own items; the logic must not depend on the order of its
+        own activations. The default, 1, runs them one at a time.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"{type(self).__name__}: concurrency must be an int >= 1, got {n!r}")
+        if n > 1 and not type(self).allows_concurrency:
+            raise ValueError(
+                f"{type(self).__name__} keeps per-job state across its activations and cannot "
+                f"run {n} at once (allows_concurrency is False); use concurrency 1"
+            )
+        self._concurrency = n
+        self._structure_version += 1
+        return self
+
+    @property
+    def concurrency(self) -> int:
+        """How many activations of this routine may run at once within one job."""
+        return self._concurrency
+
+    def describe(self) -> dict[str, Any]:
+        """Slots, events with params, config schema and values, concurrency, as plain data."""
+        return describe(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} slots={list(self._slots)} events={list(self._events)}>"

@@ -15,19 +15,20 @@ if TYPE_CHECKING:
 
 
 class RoutineRun(SlotQueues):
-    """A routine's state in one job: its slot queues (the policy's view), whether it is
-    running, and the activation context its logic's ``emit`` calls go through."""
+    """A routine's state in one job: its slot queues (the policy's view), how many of its
+    activations run, and the activation context its logic's ``emit`` calls go through."""
 
-    __slots__ = ("job", "job_state", "spec", "routine_id", "routine", "busy", "skipped", "wake")
+    __slots__ = ("job", "job_state", "spec", "routine_id", "routine", "active", "skipped", "wake")
 
     def __init__(self, job: JobBase, spec: RoutineSpec) -> None:
-        SlotQueues.__init__(self, spec.slot_names)
+        SlotQueues.__init__(self, spec.slot_names, spec.concurrency)
         self.job = job
         self.job_state = job.job_state
         self.spec = spec
         self.routine_id = spec.routine_id
         self.routine = spec.routine
-        self.busy = False
+        #: Activations of this routine in this job that are in flight (at most concurrency).
+        self.active = 0
         self.skipped = False
         self.wake: TimerHandle | None = None
 

@@ -126,7 +126,7 @@ class DispatchAndCompletion(JobBase):
         next_activation = None
         release_claim = False
         with self.lock:
-            run.busy = False
+            run.active -= 1
             self._active.discard(activation)
             if not self.closed and run.any_ready():
                 next_activation = self._decide(run)

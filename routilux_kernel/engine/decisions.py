@@ -26,7 +26,7 @@ class PolicyDecisions(JobBase):
 
     def _decide(self, run: RoutineRun) -> Activation | None:
         """Ask the routine's policy whether to run now (caller holds the lock)."""
-        if run.busy or run.skipped or self.closed:
+        if run.active >= run.concurrency or run.skipped or self.closed:
             return None
         policy = run.spec.routine._activation_policy or DEFAULT_POLICY
         try:
@@ -53,7 +53,7 @@ class PolicyDecisions(JobBase):
                 run, policy, TypeError(f"data_slice must be a dict, got {type(data).__name__}")
             )
             return None
-        run.busy = True
+        run.active += 1
         self.in_flight += 1
         activation = Activation(self, run, data, message)
         self._active.add(activation)
@@ -110,7 +110,7 @@ class PolicyDecisions(JobBase):
                     state.unconsumed.setdefault(target_id, {}).setdefault(slot, []).append(data)
                     continue
                 run._append(slot, data)
-                if not run.busy:
+                if run.active < run.concurrency:
                     activation = self._decide(run)
                     if activation is not None:
                         ready.append(activation)
@@ -168,7 +168,7 @@ class PolicyDecisions(JobBase):
             return []
         ready = []
         for run in self.runs.values():
-            if run.busy or run.skipped or not run.any_ready():
+            if run.active >= run.concurrency or run.skipped or not run.any_ready():
                 continue
             policy = run.spec.routine._activation_policy or DEFAULT_POLICY
             on_idle = getattr(policy, "on_idle", None)

@@ -19,6 +19,8 @@ class RoutineSpec:
     slot_names: tuple[str, ...]
     executor: Executor
     in_process: bool
+    #: How many activations of it may run at once in one job.
+    concurrency: int
     #: The routine's structure version this spec was made from.
     structure_version: int
 
@@ -61,6 +63,7 @@ def build_plan(flow: Flow, executor_for: Callable[[str, Routine], Executor]) -> 
             slot_names=tuple(routine._slots),
             executor=executor,
             in_process=executor.capabilities.in_process,
+            concurrency=routine.concurrency,
             structure_version=routine._structure_version,
         )
     if problems:

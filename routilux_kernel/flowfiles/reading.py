@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from routilux_kernel.core.description import config_problems
 from routilux_kernel.core.errors import FlowValidationError
 from routilux_kernel.core.flow import TRIGGER_SLOT, Flow
 from routilux_kernel.core.routine import Routine
@@ -21,7 +22,7 @@ TOP_LEVEL_KEYS = (
     "entry",
     "params",
 )
-ROUTINE_KEYS = ("use", "config", "error_handler", "activation_policy", "executor")
+ROUTINE_KEYS = ("use", "config", "error_handler", "activation_policy", "executor", "concurrency")
 
 
 def flow_entry(flow: Flow) -> list[str] | None:
@@ -152,6 +153,13 @@ class FlowReader(SpecChecker):
             executor = self._executor_name(f"{path}.executor", spec["executor"])
         if routine is None:
             return None
+        for key, message in config_problems(routine, config):
+            self.problem(f"{path}.config.{key}", message)
+        if "concurrency" in spec:
+            try:
+                routine.set_concurrency(spec["concurrency"])
+            except ValueError as exc:
+                self.problem(f"{path}.concurrency", str(exc))
         routine.set_config(**config)
         if handler is not None:
             routine.set_error_handler(handler)

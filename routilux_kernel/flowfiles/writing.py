@@ -36,6 +36,8 @@ def flow_to_dict(flow: Flow) -> dict[str, Any]:
             entry["activation_policy"] = policy
         if routine.executor is not None:
             entry["executor"] = routine.executor
+        if routine.concurrency != 1:
+            entry["concurrency"] = routine.concurrency
         routines[rid] = entry
     data["routines"] = routines
     data["connections"] = [str(connection) for connection in flow.connections]

@@ -1,8 +1,4 @@
-"""Parallel map inside one job: 200 jobs x 50 items through a concurrency-8 std.map.
-
-Written against ``Routine.set_concurrency(n)``, which the kernel does not have yet; the
-module is skipped until it does.
-"""
+"""Parallel map inside one job: 200 jobs x 50 items through a concurrency-8 std.map."""
 
 from __future__ import annotations
 
@@ -18,10 +14,6 @@ from routilux_std.grouping import Aggregate
 from routilux_std.transform import Map
 
 from routilux_kernel import ExecutionStatus, Flow, JobState, Routine, Runtime
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(Routine, "set_concurrency"), reason="the kernel has no Routine.set_concurrency yet"
-)
 
 JOBS, ITEMS = 200, 50
 
@@ -60,7 +52,7 @@ class JitteryMap(Map):
 def build_flow() -> Flow:
     square = JitteryMap()
     square.set_config(fields={"n": "n", "sq": "n"})
-    square.set_concurrency(8)  # type: ignore[attr-defined]
+    square.set_concurrency(8)
     total = Aggregate()
     total.set_config(value="n", operation="list")
     flow = Flow()
