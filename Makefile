@@ -19,6 +19,9 @@ demo: $(STAMP)
 	$(VENV)/bin/routilux validate examples/flows/word_count.yaml
 	$(VENV)/bin/routilux graph examples/flows/word_count.yaml --format mermaid
 	$(VENV)/bin/routilux run examples/flows/word_count.yaml --jobs 3
+	$(VENV)/bin/routilux run examples/flows/std_orders.yaml
+	@echo "--- std_output/std_orders.jsonl (written by std.write_jsonl):"
+	@cat std_output/std_orders.jsonl
 
 test: $(STAMP) layers
 	$(PY) -m pytest -q
@@ -29,7 +32,7 @@ layers: $(STAMP)
 	$(VENV)/bin/lint-imports --no-logo --no-cache .importlinter-cycles
 
 lint: $(STAMP) layers
-	$(VENV)/bin/ruff check routilux_kernel tests bench examples
+	$(VENV)/bin/ruff check routilux_kernel tests bench examples plugins testsupport conftest.py
 	$(VENV)/bin/ruff format --check routilux_kernel
 	$(VENV)/bin/mypy routilux_kernel
 

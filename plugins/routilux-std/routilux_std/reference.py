@@ -18,7 +18,8 @@ INTRODUCTION = """\
 The standard routine library, installed with routilux (`plugins/routilux-std`, distribution
 `routilux-std`). It is an ordinary plugin: its entry point in the group `routilux` registers
 each routine through the `register_routines` hook, under the name `std.<name>`; use that name
-in a flow file (`use: std.map`) or `routilux_kernel.hooks.installed.create_routine("std.map", config)`.
+in a flow file (`use: std.map`), or in Python with `create_routine("std.map", config)` from
+`routilux_kernel.hooks.installed`.
 
 This page is generated from the routines' metadata (`python -m routilux_std.reference >
 docs/routines.md`); a test fails when it is out of date.
