@@ -21,7 +21,7 @@ from loguru import logger
 from routilux_kernel.cli.flow_arguments import EXIT_BAD_INPUT, EXIT_JOB_FAILED, CommandInputError
 from routilux_kernel.core.errors import RoutiluxError
 from routilux_kernel.engine.config import ConfigError
-from routilux_kernel.engine.log_config import configure_logging
+from routilux_kernel.engine.log_config import configure_logging, disable_logging
 from routilux_kernel.flowfiles import FlowFileError
 from routilux_kernel.hooks.registry import Registered, Registry
 
@@ -59,6 +59,7 @@ def main(
         return _run_command(args)
     finally:
         logger.remove(sink)
+        disable_logging()  # called in-process (tests, embedding): the library is quiet again
 
 
 def build_parser(commands: Registry) -> argparse.ArgumentParser:
