@@ -473,3 +473,21 @@ def test_any_flow_document_is_valid_or_gets_one_line_per_problem(
         assert where and separator and message, problem
         assert len(problem) < 2000, problem
         assert "Traceback" not in problem
+
+
+def test_validate_reports_executor_options_with_the_other_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        "executor: {name: thread, options: {max_workers: 0}}\n"
+        "routines:\n  a: {use: std.map, activation_policy: {name: batch_size, sise: 2}}\n"
+        "entry: a\n"
+    )
+    path = write(tmp_path, "flow.yaml", text)
+    code, lines = validate(path, capsys)
+    assert code == 2
+    assert [line.removeprefix(f"{path}: ").split(":")[0] for line in lines] == [
+        "routines.a.activation_policy.sise",
+        "executor.options",
+    ]
+    assert "max_workers must be an int >= 1, got 0" in lines[1]
