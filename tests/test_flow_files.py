@@ -152,7 +152,7 @@ def test_yaml_without_pyyaml_says_what_to_install(
     monkeypatch.setitem(sys.modules, "yaml", None)  # makes `import yaml` fail
     path = tmp_path / "f.yaml"
     path.write_text("routines: {}\n")
-    with pytest.raises(FlowFileError, match=r"pip install 'routilux-kernel\[yaml\]'"):
+    with pytest.raises(FlowFileError, match=r"pip install PyYAML"):
         read_flow_data(path)
 
 

@@ -68,6 +68,7 @@ def build_parser(commands: Registry) -> argparse.ArgumentParser:
         prog="routilux",
         description="Run, check and draw routilux flow files; list routines and plugins.",
     )
+    parser.add_argument("--version", action="version", version=f"routilux {_version()}")
     parser.add_argument(
         "-v",
         "--verbose",
@@ -94,6 +95,15 @@ def build_parser(commands: Registry) -> argparse.ArgumentParser:
             add_arguments(sub)
         sub.set_defaults(command_run=entry.value, command_plugin=entry.plugin)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("routilux-kernel")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(version unknown: routilux-kernel is not installed)"
 
 
 def _arguments_work(entry: Registered, add_arguments: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from routilux_kernel.cli.flow_arguments import (
     EXIT_BAD_INPUT,
@@ -16,6 +17,7 @@ from routilux_kernel.cli.flow_arguments import (
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.engine.config import configured_executor
 from routilux_kernel.flowfiles import FlowFileError, flow_entry
+from routilux_kernel.flowfiles.files import read_flow_data
 from routilux_kernel.hooks.registry import Registries, registries_for
 
 
@@ -37,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         flow = load_flow(args)
     except FlowFileError as exc:
         problems.extend(exc.problems)
+        # The flow could not be built, but its executor options can still be checked, so
+        # every problem shows at once (not one more after each fix).
+        problems.extend(_raw_executor_option_problems(args, registries))
     if args.executor is not None and args.executor not in registries.executors:
         known = ", ".join(registries.executors.names()) or "none"
         problems.append(
@@ -95,13 +100,38 @@ def _executor_option_problems(
     """Options in the file that the flow's executor refuses (creating one starts nothing)."""
     if args.executor is not None or flow.executor is None or not flow.executor_options:
         return []
-    factory = registries.executors.get(flow.executor)
+    return _options_refused(args, registries, flow.executor, flow.executor_options)
+
+
+def _raw_executor_option_problems(args: argparse.Namespace, registries: Registries) -> list[str]:
+    """Executor options of a file whose flow could not be built (read from its data)."""
+    if args.executor is not None:
+        return []
     try:
-        factory(**flow.executor_options)
+        data = read_flow_data(args.flow_file)
+    except FlowFileError:
+        return []  # unreadable: that is the one problem already reported
+    executor = data.get("executor") if isinstance(data, dict) else None
+    if not isinstance(executor, dict):
+        return []
+    name, options = executor.get("name"), executor.get("options")
+    if not isinstance(name, str) or name not in registries.executors:
+        return []  # an unknown name is reported by the file's own checks
+    if not isinstance(options, dict) or not options or not all(isinstance(k, str) for k in options):
+        return []
+    return _options_refused(args, registries, name, options)
+
+
+def _options_refused(
+    args: argparse.Namespace, registries: Registries, name: str, options: dict[str, Any]
+) -> list[str]:
+    factory = registries.executors.get(name)
+    try:
+        factory(**options)  # creating an executor starts nothing (the executor contract)
     except Exception as exc:
         return [
-            f"{args.flow_file}: executor.options: executor {flow.executor!r} refuses "
-            f"{flow.executor_options}: {type(exc).__name__}: {exc}"
+            f"{args.flow_file}: executor.options: executor {name!r} refuses "
+            f"{options}: {type(exc).__name__}: {exc}"
         ]
     return []
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -86,6 +88,12 @@ class Runtime:
             raise TypeError(
                 f"executor must be a registered name or an Executor, got {type(executor).__name__}"
             )
+        elif isinstance(executor, str) and executor not in self.registries.executors:
+            known = ", ".join(self.registries.executors.names()) or "none"
+            raise ExecutorError(
+                f"Runtime(executor={executor!r}): no executor of that name is installed; "
+                f"installed executors: {known}"
+            )
         self._timers = TimerService()
         self._lock = threading.Lock()
         self._executors_lock = threading.Lock()
@@ -93,6 +101,13 @@ class Runtime:
         self._active: dict[str, JobRun] = {}
         self._finished: OrderedDict[str, JobState] = OrderedDict()
         self._shut_down = False
+        # A runtime dropped without shutdown() must not leave its executors' threads (or
+        # processes) idle for the life of the interpreter: the finalizer holds only what it
+        # releases, never the runtime, so the runtime can still be collected.
+        self._finalizer = weakref.finalize(
+            self, _release_forgotten_runtime, self._executors, self._timers
+        )
+        self._finalizer.atexit = False  # at exit, the executors' own exit handlers run
 
     # -- running jobs --------------------------------------------------------------------
 
@@ -220,6 +235,7 @@ class Runtime:
                 "which would wait for its own job forever; call shutdown(wait=False), or shut "
                 "down from outside the job"
             )
+        self._finalizer.detach()
         with self._lock:
             if self._shut_down and not self._executors:
                 return
@@ -407,3 +423,17 @@ class Runtime:
 
     def __repr__(self) -> str:
         return f"<Runtime active={len(self._active)} retained={len(self._finished)}>"
+
+
+def _release_forgotten_runtime(executors: dict[str, Executor], timers: TimerService) -> None:
+    """Runs when a Runtime that was never shut down is collected."""
+    warnings.warn(
+        "a Runtime was garbage-collected without shutdown(); use it as a context manager "
+        "or call shutdown() so its executors are released at a known point",
+        ResourceWarning,
+        stacklevel=2,
+    )
+    timers.stop()
+    for executor in list(executors.values()):
+        executor.shutdown(wait=False)
+    executors.clear()

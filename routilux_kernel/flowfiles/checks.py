@@ -5,12 +5,31 @@ from __future__ import annotations
 import builtins
 import importlib
 import inspect
+import math
 from typing import Any
 
 from routilux_kernel.core.error_handling import ErrorHandler, ErrorStrategy
 from routilux_kernel.core.errors import FlowValidationError
+from routilux_kernel.flowfiles.rendering import (
+    error_text,
+    key_path,
+    one_line,
+    quoted,
+    show,
+    source_text,
+)
 from routilux_kernel.hooks.registry import Registries
 
+#: Longest wait a flow file may ask for (a retry, a policy's interval): one day.
+MAX_WAIT_SECONDS = 86_400
+#: Handler numbers: accepted types, how the message names them, upper bound.
+_HANDLER_NUMBERS: dict[str, tuple[Any, str, float]] = {
+    "max_retries": (int, "an integer", 1000),
+    "retry_delay": ((int, float), "a number of seconds", MAX_WAIT_SECONDS),
+    "retry_backoff": ((int, float), "a number", 1000),
+}
+#: Policy options that are a time to wait, in seconds.
+_INTERVAL_OPTIONS = frozenset({"seconds", "interval", "delay", "timeout"})
 HANDLER_KEYS = ("strategy", "max_retries", "retry_delay", "retry_backoff", "retryable_exceptions")
 _BUILTIN_STRATEGIES = frozenset(str(s) for s in ErrorStrategy)
 
@@ -19,7 +38,7 @@ class FlowFileError(FlowValidationError):
     """A flow file (or dict) is invalid; ``problems`` holds one ``source: key: message`` each."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
+        self.problems = [one_line(problem) for problem in problems]
         super().__init__("\n".join(self.problems))
 
 
@@ -33,12 +52,12 @@ class SpecChecker:
         self.problems: list[str] = []
 
     def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{self.source}: {path}: {message}")
+        self.problems.append(f"{source_text(self.source)}: {path}: {message}")
 
     def unknown_keys(self, path: str, mapping: dict[Any, Any], allowed: tuple[str, ...]) -> None:
         for key in mapping:
             if key not in allowed:
-                where = f"{path}.{key}" if path else str(key)
+                where = key_path(path, key)
                 self.problem(where, f"unknown key; expected one of: {keys_text(allowed)}")
 
     def import_object(self, path: str, spec: str) -> Any:
@@ -47,14 +66,16 @@ class SpecChecker:
             known = ", ".join(self.registries.routines.names()) or "none"
             self.problem(
                 path,
-                f"{spec!r} would be imported, but module:Class imports are "
+                f"{quoted(spec)} would be imported, but module:Class imports are "
                 "switched off (--registered-only or registered_only = true); only "
                 f"registered names are allowed (registered routines: {known})",
             )
             return None
         module_name, _, attribute = spec.partition(":")
         if not module_name.strip() or not attribute.strip():
-            self.problem(path, f"{spec!r}: expected module:Class, e.g. mypackage.routines:Fetch")
+            self.problem(
+                path, f"{quoted(spec)}: expected module:Class, e.g. mypackage.routines:Fetch"
+            )
             return None
         try:
             obj: Any = importlib.import_module(module_name)
@@ -62,23 +83,29 @@ class SpecChecker:
             if exc.name and (module_name + ".").startswith(exc.name + "."):
                 self.problem(
                     path,
-                    f"cannot import {spec!r}: no module named {exc.name!r} on "
+                    f"cannot import {quoted(spec)}: no module named {quoted(exc.name)} on "
                     "sys.path (the CLI adds the flow file's directory and the current "
                     "directory)",
                 )
             else:
-                self.problem(path, f"importing module {module_name!r} failed: {exc}")
+                self.problem(
+                    path, f"importing module {quoted(module_name)} failed: {error_text(exc)}"
+                )
             return None
-        except Exception as exc:
-            self.problem(
-                path, f"importing module {module_name!r} raised {type(exc).__name__}: {exc}"
-            )
+        except KeyboardInterrupt:
+            raise  # the user interrupting is not a problem of the file
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and the like from user code
+            self.problem(path, f"importing module {quoted(module_name)} raised {error_text(exc)}")
             return None
         for part in attribute.split("."):
             try:
                 obj = getattr(obj, part)
-            except AttributeError:
-                self.problem(path, f"module {module_name!r} has no attribute {attribute!r}")
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # noqa: BLE001 - a module __getattr__ may raise anything
+                self.problem(
+                    path, f"module {quoted(module_name)} has no attribute {quoted(attribute)}"
+                )
                 return None
         return obj
 
@@ -101,25 +128,13 @@ class SpecChecker:
             known = ", ".join(self.registries.error_strategies.names()) or "none"
             self.problem(
                 f"{path}.strategy",
-                f"unknown error strategy {strategy!r}; registered strategies: {known}",
+                f"unknown error strategy {quoted(strategy)}; registered strategies: {known}",
             )
         options = {k: v for k, v in value.items() if k not in HANDLER_KEYS}
         if builtin:
             self.unknown_keys(path, options, HANDLER_KEYS)
             options = {}
-        numbers: dict[str, Any] = {}
-        for key, kinds in (
-            ("max_retries", int),
-            ("retry_delay", (int, float)),
-            ("retry_backoff", (int, float)),
-        ):
-            if key in value:
-                number = value[key]
-                if isinstance(number, bool) or not isinstance(number, kinds) or number < 0:
-                    expected = "an integer" if kinds is int else "a number"
-                    self.problem(f"{path}.{key}", f"expected {expected} >= 0, got {show(number)}")
-                else:
-                    numbers[key] = number
+        numbers = self._handler_numbers(path, value)
         exceptions = self._exception_classes(
             f"{path}.retryable_exceptions", value.get("retryable_exceptions")
         )
@@ -128,6 +143,42 @@ class SpecChecker:
         if exceptions:
             numbers["retryable_exceptions"] = tuple(exceptions)
         return ErrorHandler(strategy=strategy, options=options, **numbers)
+
+    def _handler_numbers(self, path: str, value: dict[str, Any]) -> dict[str, Any]:
+        """max_retries, retry_delay and retry_backoff, each finite and within its bound.
+
+        Unbounded numbers are not harmless: an infinite delay (or a backoff that overflows)
+        leaves a retry waiting forever, so the job never finishes; NaN retries at once.
+        """
+        numbers: dict[str, Any] = {}
+        for key, (kinds, expected, upper) in _HANDLER_NUMBERS.items():
+            if key not in value:
+                continue
+            number = value[key]
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, kinds)
+                or (isinstance(number, float) and not math.isfinite(number))
+                or not 0 <= number <= upper
+            ):
+                self.problem(
+                    f"{path}.{key}", f"expected {expected} from 0 to {upper}, got {show(number)}"
+                )
+            else:
+                numbers[key] = number
+        if all(key in numbers for key in _HANDLER_NUMBERS if key in value):
+            retries = numbers.get("max_retries", ErrorHandler.max_retries)
+            delay = numbers.get("retry_delay", ErrorHandler.retry_delay)
+            backoff = numbers.get("retry_backoff", ErrorHandler.retry_backoff)
+            longest = _longest_retry_wait(retries, delay, backoff)
+            if longest > MAX_WAIT_SECONDS:
+                self.problem(
+                    path,
+                    f"the last retry would wait retry_delay * retry_backoff ** "
+                    f"(max_retries - 1) = {delay} * {backoff} ** {retries - 1}, more than "
+                    f"{MAX_WAIT_SECONDS} seconds (one day); lower one of them",
+                )
+        return numbers
 
     def _exception_classes(self, path: str, value: Any) -> list[type[BaseException]]:
         if value is None:
@@ -154,7 +205,7 @@ class SpecChecker:
             else:
                 self.problem(
                     item,
-                    f"{name!r} is not an exception class; expected a built-in "
+                    f"{quoted(name)} is not an exception class; expected a built-in "
                     "exception name (ValueError) or module:Class",
                 )
         return classes
@@ -173,15 +224,28 @@ class SpecChecker:
                 f"size: 3}}, got {show(value)}",
             )
             return None
-        if name not in self.registries.activation_policies:
+        if not isinstance(name, str) or name not in self.registries.activation_policies:
             known = ", ".join(self.registries.activation_policies.names()) or "none"
-            self.problem(path, f"unknown activation policy {name!r}; registered policies: {known}")
+            self.problem(
+                path, f"unknown activation policy {quoted(name)}; registered policies: {known}"
+            )
             return None
         factory = self.registries.activation_policies.get(name)
         if isinstance(options.get("fn"), str):
             options["fn"] = self.import_object(f"{path}.fn", options["fn"])
             if options["fn"] is None:
                 return None
+            if not inspect.isfunction(options["fn"]):
+                # Checked before anything could call it: a builtin such as os:abort must
+                # never run because a flow file named it.
+                self.problem(
+                    f"{path}.fn",
+                    f"{show(options['fn'])} is not a function; expected module:function "
+                    "naming a def fn(slots, job_state)",
+                )
+                return None
+        if not self._policy_numbers(path, options):
+            return None
         try:
             signature = inspect.signature(factory)
         except (TypeError, ValueError):
@@ -193,22 +257,39 @@ class SpecChecker:
             if unknown and not takes_any:
                 for key in unknown:
                     self.problem(
-                        f"{path}.{key}",
-                        f"unknown option of policy {name!r}; its options: {expected}",
+                        key_path(path, key),
+                        f"unknown option of policy {quoted(name)}; its options: {expected}",
                     )
                 return None
             try:
                 signature.bind(**options)
             except TypeError as exc:
-                self.problem(path, f"policy {name!r}: {exc}; its options: {expected}")
+                self.problem(path, f"policy {quoted(name)}: {exc}; its options: {expected}")
                 return None
         try:
             return factory(**options)
-        except Exception as exc:
-            self.problem(
-                path, f"policy {name!r} with options {options}: {type(exc).__name__}: {exc}"
-            )
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - reported as a problem of the file
+            self.problem(path, f"policy {quoted(name)} with options {options}: {error_text(exc)}")
             return None
+
+    def _policy_numbers(self, path: str, options: dict[str, Any]) -> bool:
+        """Numeric policy options are finite, and intervals at most a day; False if not."""
+        fine = True
+        for key, number in options.items():
+            if not isinstance(number, float | int) or isinstance(number, bool):
+                continue
+            if isinstance(number, float) and not math.isfinite(number):
+                self.problem(key_path(path, key), f"expected a finite number, got {show(number)}")
+                fine = False
+            elif key in _INTERVAL_OPTIONS and number > MAX_WAIT_SECONDS:
+                self.problem(
+                    key_path(path, key),
+                    f"expected at most {MAX_WAIT_SECONDS} seconds (one day), got {show(number)}",
+                )
+                fine = False
+        return fine
 
     def _executor_name(self, path: str, value: Any) -> str | None:
         name = value.get("name") if isinstance(value, dict) and list(value) == ["name"] else value
@@ -217,17 +298,18 @@ class SpecChecker:
             return None
         if name not in self.registries.executors:
             known = ", ".join(self.registries.executors.names()) or "none"
-            self.problem(path, f"unknown executor {name!r}; registered executors: {known}")
+            self.problem(path, f"unknown executor {quoted(name)}; registered executors: {known}")
             return None
         return name
 
 
+def _longest_retry_wait(retries: int, delay: float, backoff: float) -> float:
+    """``delay * backoff ** (retries - 1)``, without overflowing (inf when it would)."""
+    if retries < 1 or delay == 0 or backoff <= 1:
+        return float(delay)
+    exponent = math.log(delay) + (retries - 1) * math.log(backoff)
+    return math.inf if exponent > 700 else math.exp(exponent)
+
+
 def keys_text(keys: tuple[str, ...]) -> str:
     return ", ".join(keys)
-
-
-def show(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"

@@ -16,6 +16,15 @@ import pluggy
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.engine.config import ConfigError, ProjectConfig, find_config
 from routilux_kernel.flowfiles import FlowFileError, flow_from_dict, flow_to_dict
+from routilux_kernel.flowfiles.document_limits import (
+    MAX_NESTING,
+    OversizedInteger,
+    document_problems,
+    json_nesting_problem,
+    read_json_integer,
+    yaml_graph_problem,
+)
+from routilux_kernel.flowfiles.rendering import one_line, quoted, source_text
 
 __all__ = [
     "FLOW_FILE_SUFFIXES",
@@ -31,7 +40,7 @@ __all__ = [
 FLOW_FILE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 REGISTERED_ONLY_KEY = "registered_only"
 _YAML_MISSING = (
-    "reading YAML needs PyYAML, which is not installed: pip install 'routilux-kernel[yaml]' "
+    "reading YAML needs PyYAML, which is not installed: pip install PyYAML "
     "(or write the flow as .json)"
 )
 
@@ -43,15 +52,22 @@ def read_flow_data(path: str | os.PathLike[str]) -> Any:
     if kind is None:
         suffix = path.suffix or "(none)"
         raise FlowFileError(
-            [f"{path}: unknown file type {suffix!r}; expected .yaml, .yml or .json"]
+            [
+                f"{source_text(path)}: unknown file type {quoted(suffix)}; "
+                "expected .yaml, .yml or .json"
+            ]
         )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise FlowFileError([f"{path}: no such file"]) from None
+        raise FlowFileError([f"{source_text(path)}: no such file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise FlowFileError([f"{path}: cannot read: {exc}"]) from None
-    return _parse_yaml(path, text) if kind == "yaml" else _parse_json(path, text)
+        raise FlowFileError([f"{source_text(path)}: cannot read: {exc}"]) from None
+    data = _parse_yaml(path, text) if kind == "yaml" else _parse_json(path, text)
+    problems = document_problems(data)
+    if problems:
+        raise FlowFileError([f"{source_text(path)}: {problem}" for problem in problems])
+    return data
 
 
 def load_flow_file(
@@ -125,6 +141,9 @@ def save_flow_file(flow: Flow, path: str | os.PathLike[str]) -> None:
 
 
 def _parse_json(path: Path, text: str) -> Any:
+    too_deep = json_nesting_problem(text)
+    if too_deep is not None:
+        raise FlowFileError([f"{source_text(path)}: {too_deep}"])
     duplicates: list[str] = []
 
     def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -136,15 +155,20 @@ def _parse_json(path: Path, text: str) -> Any:
         return seen
 
     try:
-        data = json.loads(text, object_pairs_hook=unique_keys)
+        data = json.loads(text, object_pairs_hook=unique_keys, parse_int=read_json_integer)
     except json.JSONDecodeError as exc:
         raise FlowFileError(
-            [f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"]
+            [f"{source_text(path)}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"]
+        ) from None
+    except RecursionError:  # only when called with little stack left: the depth is checked
+        raise FlowFileError(
+            [f"{source_text(path)}: nested too deeply to read (at most {MAX_NESTING} levels)"]
         ) from None
     if duplicates:
         raise FlowFileError(
             [
-                f"{path}: key {key!r} appears twice in one mapping; keys must be unique"
+                f"{source_text(path)}: key {quoted(key)} appears twice in one mapping; keys "
+                "must be unique"
                 for key in dict.fromkeys(duplicates)
             ]
         )
@@ -153,9 +177,35 @@ def _parse_json(path: Path, text: str) -> Any:
 
 def _parse_yaml(path: Path, text: str) -> Any:
     yaml = _yaml_module(path)
+    where = source_text(path)
 
-    class UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[name-defined]
-        """Safe loading (no Python objects), and a repeated key is an error, not a silent win."""
+    class BoundedLoader(yaml.SafeLoader):  # type: ignore[name-defined]
+        """Safe loading (no Python objects), bounded nesting, and no silently repeated key."""
+
+        nesting = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            # The composer recurses once per level: stop it long before the stack does.
+            self.nesting += 1
+            try:
+                if self.nesting > MAX_NESTING:
+                    mark = self.peek_event().start_mark
+                    raise FlowFileError(
+                        [
+                            f"{where}: line {mark.line + 1}, column {mark.column + 1}: nested "
+                            f"more than {MAX_NESTING} levels deep; a flow file may nest "
+                            f"mappings and lists at most {MAX_NESTING} levels"
+                        ]
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self.nesting -= 1
+
+        def construct_yaml_int(self, node: Any) -> Any:
+            try:
+                return super().construct_yaml_int(node)
+            except ValueError:  # more digits than the interpreter converts
+                return OversizedInteger(len(str(node.value).lstrip("+-").replace("_", "")))
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen = set()
@@ -169,25 +219,39 @@ def _parse_yaml(path: Path, text: str) -> Any:
                     mark = key_node.start_mark
                     raise FlowFileError(
                         [
-                            f"{path}: line {mark.line + 1}, column {mark.column + 1}: key {key!r} "
-                            "appears twice in one mapping; keys must be unique"
+                            f"{where}: line {mark.line + 1}, column {mark.column + 1}: key "
+                            f"{quoted(key)} appears twice in one mapping; keys must be unique"
                         ]
                     )
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
+    BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_yaml_int)
+    loader = BoundedLoader(text)
     try:
-        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        problem = yaml_graph_problem(node)
+        if problem is not None:
+            raise FlowFileError([f"{where}: {problem}"])
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         reason = getattr(exc, "problem", None) or str(exc)
-        raise FlowFileError([f"{path}: {where}invalid YAML: {reason}"]) from None
+        raise FlowFileError([f"{where}: {at}invalid YAML: {one_line(reason)}"]) from None
+    except RecursionError:  # only when called with little stack left: the depth is checked
+        raise FlowFileError(
+            [f"{where}: nested too deeply to read (at most {MAX_NESTING} levels)"]
+        ) from None
+    finally:
+        loader.dispose()
 
 
 def _yaml_module(path: Path) -> Any:
     try:
         import yaml
     except ImportError:
-        raise FlowFileError([f"{path}: {_YAML_MISSING}"]) from None
+        raise FlowFileError([f"{source_text(path)}: {_YAML_MISSING}"]) from None
     return yaml

@@ -8,7 +8,8 @@ from routilux_kernel.core.description import config_problems
 from routilux_kernel.core.errors import FlowValidationError
 from routilux_kernel.core.flow import TRIGGER_SLOT, Flow
 from routilux_kernel.core.routine import Routine
-from routilux_kernel.flowfiles.checks import FlowFileError, SpecChecker, keys_text, show
+from routilux_kernel.flowfiles.checks import FlowFileError, SpecChecker, keys_text
+from routilux_kernel.flowfiles.rendering import error_text, key_path, quoted, show
 
 #: Set on routines made from a registered name, so ``flow_to_dict`` writes the name back.
 REGISTERED_NAME_ATTRIBUTE = "_routilux_registered_name"
@@ -106,11 +107,12 @@ class FlowReader(SpecChecker):
         for rid, spec in value.items():
             if not isinstance(rid, str) or not rid.strip() or "->" in rid:
                 self.problem(
-                    "routines", f"routine id {rid!r} must be a non-empty string without '->'"
+                    key_path("routines", rid),
+                    f"routine id {quoted(rid)} must be a non-empty string without '->'",
                 )
                 continue
             declared.add(rid)
-            routine = self._routine(f"routines.{rid}", spec)
+            routine = self._routine(key_path("routines", rid), spec)
             if routine is not None:
                 flow.add_routine(routine, rid)
         return declared
@@ -173,35 +175,44 @@ class FlowReader(SpecChecker):
         registered = use in self.registries.routines
         if registered:
             factory = self.registries.routines.get(use)
+            if not callable(factory):
+                self.problem(
+                    path,
+                    f"{quoted(use)} is registered as a {type(factory).__name__}, "
+                    "expected a Routine subclass",
+                )
+                return None
         elif ":" in use:
             factory = self.import_object(path, use)
             if factory is None:
+                return None
+            # Checked before anything is called: `use: os:abort` or `use: builtins:input`
+            # must be refused, not run.
+            if not (isinstance(factory, type) and issubclass(factory, Routine)):
+                what = (
+                    f"the class {quoted(factory.__qualname__)}"
+                    if isinstance(factory, type)
+                    else f"a {type(factory).__name__}"
+                )
+                self.problem(path, f"{quoted(use)} is {what}, expected a Routine subclass")
                 return None
         else:
             known = ", ".join(self.registries.routines.names()) or "none"
             self.problem(
                 path,
-                f"unknown routine {use!r}; registered routines: {known}; "
+                f"unknown routine {quoted(use)}; registered routines: {known}; "
                 "or name a class to import as module:Class",
-            )
-            return None
-        if not callable(factory):
-            self.problem(
-                path, f"{use!r} is a {type(factory).__name__}, expected a Routine subclass"
-            )
-            return None
-        if isinstance(factory, type) and not issubclass(factory, Routine):
-            self.problem(
-                path, f"{use!r} is the class {factory.__qualname__}, not a Routine subclass"
             )
             return None
         try:
             routine = factory()
-        except Exception as exc:
-            self.problem(path, f"creating {use!r} failed: {type(exc).__name__}: {exc}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and the like from user code
+            self.problem(path, f"creating {quoted(use)} failed: {error_text(exc)}")
             return None
         if not isinstance(routine, Routine):
-            self.problem(path, f"{use!r} made a {type(routine).__name__}, expected a Routine")
+            self.problem(path, f"{quoted(use)} made a {type(routine).__name__}, expected a Routine")
             return None
         if registered:
             setattr(routine, REGISTERED_NAME_ATTRIBUTE, use)
@@ -242,7 +253,7 @@ class FlowReader(SpecChecker):
             for rid in dict.fromkeys(missing):
                 self.problem(
                     path,
-                    f"unknown routine {rid!r}; routines in this file: "
+                    f"unknown routine {quoted(rid)}; routines in this file: "
                     f"{', '.join(sorted(declared)) or 'none'}",
                 )
             if missing or source not in flow.routines or target not in flow.routines:
@@ -289,7 +300,7 @@ class FlowReader(SpecChecker):
             if rid not in declared:
                 self.problem(
                     path,
-                    f"unknown routine {rid!r}; routines in this file: "
+                    f"unknown routine {quoted(rid)}; routines in this file: "
                     f"{', '.join(sorted(declared)) or 'none'}",
                 )
             elif (
@@ -299,7 +310,7 @@ class FlowReader(SpecChecker):
             ):
                 self.problem(
                     path,
-                    f"entry routine {rid!r} needs a {TRIGGER_SLOT!r} slot or exactly "
+                    f"entry routine {quoted(rid)} needs a {TRIGGER_SLOT!r} slot or exactly "
                     f"one slot; its slots: {', '.join(routine.slots) or 'none'}",
                 )
         return list(ids)
