@@ -77,7 +77,7 @@ def describe_routine(entry: Registered) -> dict[str, Any]:
         {"name": s.name, "max_queue_length": s.max_queue_length} for s in routine.slots.values()
     ]
     info["events"] = [{"name": e.name, "params": list(e.params)} for e in routine.events.values()]
-    info["config"] = routine.config
+    info["config"] = dict(routine.config)
     return info
 
 

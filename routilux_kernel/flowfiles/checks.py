@@ -11,7 +11,14 @@ from routilux_kernel.core.error_handling import ErrorHandler, ErrorStrategy
 from routilux_kernel.core.errors import FlowValidationError
 from routilux_kernel.hooks.registry import Registries
 
-HANDLER_KEYS = ("strategy", "max_retries", "retry_delay", "retry_backoff", "retryable_exceptions")
+HANDLER_KEYS = (
+    "strategy",
+    "max_retries",
+    "retry_delay",
+    "retry_backoff",
+    "retryable_exceptions",
+    "is_critical",
+)
 _BUILTIN_STRATEGIES = frozenset(str(s) for s in ErrorStrategy)
 
 
@@ -120,6 +127,11 @@ class SpecChecker:
                     self.problem(f"{path}.{key}", f"expected {expected} >= 0, got {show(number)}")
                 else:
                     numbers[key] = number
+        critical = value.get("is_critical", False)
+        if not isinstance(critical, bool):
+            self.problem(f"{path}.is_critical", f"expected true or false, got {show(critical)}")
+        elif critical:
+            numbers["is_critical"] = True
         exceptions = self._exception_classes(
             f"{path}.retryable_exceptions", value.get("retryable_exceptions")
         )
