@@ -132,7 +132,7 @@ class ErrorText(str):
 
     # isinstance() falls back to ``__class__`` when the real type does not match.
     @property  # type: ignore[misc]
-    def __class__(self) -> type:  # type: ignore[override]
+    def __class__(self) -> type:
         return type(self.__dict__["exception"])
 
     def __getattr__(self, name: str) -> object:

@@ -286,7 +286,7 @@ class CustomPolicy(ActivationPolicy):
         if answer is False:
             return _not_now()
         # Anything else must be the decision tuple; the engine reports one that is not.
-        return answer  # type: ignore[return-value]
+        return answer
 
     def __repr__(self) -> str:
         return f"CustomPolicy({getattr(self.fn, '__qualname__', self.fn)!r})"
