@@ -40,7 +40,7 @@ class Slot:
 
 @dataclass(frozen=True)
 class Event:
-    """An output of a routine; ``params``, when given, are the exact keys each emit carries."""
+    """An output of a routine; ``params``, when given, are the only keys an emit may carry."""
 
     name: str
     params: tuple[str, ...] = field(default=())
@@ -253,11 +253,14 @@ class Routine:
                 f"{type(self).__name__}.emit({event!r}): no such event; its events are: {known}"
             )
         declared = self._event_params.get(event)
-        if declared is not None and data.keys() != declared:
+        # Only keys the event does not declare are refused: an emit may leave a declared
+        # param out (std's record events carry either ``record`` or ``records``).
+        if declared is not None and not declared.issuperset(data):
+            unknown = sorted(set(data) - declared)
             raise EventDataError(
                 f"{type(self).__name__}.emit({event!r}) sent keys {sorted(data)}, but the "
-                f"event declares params {sorted(declared)}: send exactly those keys, or "
-                "declare the event with the keys it carries"
+                f"event declares params {sorted(declared)}; unknown: {unknown}. Send only "
+                "declared keys, or declare the event with the keys it carries"
             )
         ctx = current_activation.get()
         if job_state is not None and (ctx is None or ctx.job_state is not job_state):
