@@ -29,6 +29,7 @@ from routilux_kernel.activation_policies import (
     immediate_policy,
     time_interval_policy,
 )
+from routilux_kernel.core.job_state import HISTORY_LIMIT
 from routilux_kernel.core.policies import SlotQueues
 from routilux_kernel.monitoring.flow_registry import FlowRegistry
 from routilux_kernel.runtime import Runtime
@@ -371,10 +372,11 @@ def test_execution_history_records_every_activation() -> None:
 
 def test_execution_history_is_bounded() -> None:
     job = JobState("bounded")
-    for n in range(job.execution_history.maxlen + 5):
+    for n in range(HISTORY_LIMIT * 3):
         job.record_execution("r", "completed", {"n": n})
-    assert len(job.execution_history) == job.execution_history.maxlen
-    assert job.execution_history[0].data == {"n": 5}
+        assert len(job.execution_history) == min(n + 1, HISTORY_LIMIT)
+    assert job.execution_history[0].data == {"n": HISTORY_LIMIT * 2}
+    assert len(job._executions) <= HISTORY_LIMIT * 5 // 4  # memory stays bounded too
 
 
 def test_error_reads_as_text_and_keeps_the_exception() -> None:

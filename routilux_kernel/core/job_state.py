@@ -93,9 +93,9 @@ class JobState:
         #: Routines taken out of this job by the SKIP strategy.
         self.skipped_routines: set[str] = set()
         self.history: deque[tuple[float, str, str, Any]] = deque(maxlen=HISTORY_LIMIT)
-        #: One :class:`ExecutionRecord` per finished activation, the newest last (bounded).
-        self.execution_history: deque[ExecutionRecord] = deque(maxlen=HISTORY_LIMIT)
-        self._last_outcomes: dict[str, str] = {}
+        # One ExecutionRecord per finished activation. A list trimmed in steps, not a
+        # deque(maxlen): an empty deque costs ~600 bytes, paid by every retained job.
+        self._executions: list[ExecutionRecord] = []
         self._updated_at: float = self.created_at
         # Set by the engine while a run owns the job: what an emit with an explicit
         # ``job_state=`` routes through, and (weakly) the flow that names its routines.
@@ -271,15 +271,15 @@ class JobState:
         routine_id: str,
         outcome: str,
         data: dict[str, Any] | None = None,
-        *,
         started_at: float | None = None,
         finished_at: float | None = None,
         attempt: int = 0,
     ) -> ExecutionRecord:
-        """Append one activation to ``execution_history`` and return its record.
+        """Append one activation to the execution history and return its record.
 
-        The engine calls it once per finished activation; the original routilux's
-        ``record_execution(routine_id, event_name, data)`` works too.
+        The engine calls it once per finished activation (the one place a record is
+        built); the original routilux's ``record_execution(routine_id, event_name, data)``
+        works too.
         """
         if finished_at is None:
             finished_at = time.time()
@@ -291,21 +291,36 @@ class JobState:
             attempt,
             data,
         )
-        self.execution_history.append(record)  # deque.append is atomic: no lock needed
-        self._last_outcomes[routine_id] = outcome
+        executions = self._executions
+        executions.append(record)  # list.append is atomic: no lock on the hottest path
+        if len(executions) > HISTORY_LIMIT + HISTORY_LIMIT // 4:
+            with self._lock:
+                del executions[: len(executions) - HISTORY_LIMIT]
         self._updated_at = finished_at
         return record
 
+    @property
+    def execution_history(self) -> list[ExecutionRecord]:
+        """The last ``HISTORY_LIMIT`` finished activations, oldest first (a copy)."""
+        return self._executions[-HISTORY_LIMIT:]
+
     def get_execution_history(self, routine_id: str | None = None) -> list[ExecutionRecord]:
         """The execution history, oldest first, optionally of one routine."""
-        records = list(self.execution_history)
+        records = self.execution_history
         if routine_id is None:
             return records
         return [record for record in records if record.routine_id == routine_id]
 
     def get_routine_status(self, routine_id: str) -> str | None:
-        """How the routine's last activation in this job ended, or None if none finished."""
-        return self._last_outcomes.get(routine_id)
+        """How the routine's last activation still in the history ended, or None.
+
+        ``completed``, ``failed``, ``skipped`` or ``retried``: what the original routilux
+        kept as ``status`` in the routine's state (see docs/differences-from-routilux.md).
+        """
+        for record in reversed(self.execution_history):
+            if record.routine_id == routine_id:
+                return record.outcome
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly snapshot (errors as text)."""
@@ -338,7 +353,7 @@ class JobState:
                 {"time": t, "routine_id": rid, "kind": kind, "detail": detail}
                 for t, rid, kind, detail in list(self.history)
             ],
-            "execution_history": [record.to_dict() for record in list(self.execution_history)],
+            "execution_history": [record.to_dict() for record in self.execution_history],
         }
 
     @classmethod

@@ -156,12 +156,9 @@ class DispatchAndCompletion(JobBase):
         started_at = activation.started_at
         activation.started_at = None  # a retry that never runs must not record this attempt
         if started_at is not None:
+            attempt = activation.attempt if outcome != RETRIED else activation.attempt - 1
             self.job_state.record_execution(
-                activation.run.routine_id,
-                outcome,
-                started_at=started_at,
-                finished_at=time.time(),
-                attempt=activation.attempt if outcome != RETRIED else activation.attempt - 1,
+                activation.run.routine_id, outcome, None, started_at, time.time(), attempt
             )
 
     def _on_timeout(self, handle: TimerHandle) -> None:
