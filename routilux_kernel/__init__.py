@@ -12,6 +12,8 @@ from routilux_kernel.core.error_handling import (
 )
 from routilux_kernel.core.errors import (
     ActivationPolicyError,
+    ErrorText,
+    EventDataError,
     ExecutorError,
     FlowNotFoundError,
     FlowValidationError,
@@ -24,6 +26,7 @@ from routilux_kernel.core.errors import (
     SlotFullError,
     UnknownEventError,
 )
+from routilux_kernel.core.execution_record import ExecutionRecord
 from routilux_kernel.core.flow import Connection, Flow
 from routilux_kernel.core.job_state import ExecutionStatus, JobState
 from routilux_kernel.core.routine import Event, Routine, Slot
@@ -50,6 +53,9 @@ __all__ = [
     "ErrorDecision",
     "ErrorHandler",
     "ErrorStrategy",
+    "ErrorText",
+    "EventDataError",
+    "ExecutionRecord",
     "Event",
     "ExecutionStatus",
     "Executor",

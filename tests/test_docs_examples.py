@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = ("docs/quickstart.md", "docs/concepts.md")
 #: Pages with a few programs of their own (not held to the five-program minimum).
-OTHER_PAGES = ("README.md",)
+OTHER_PAGES = ("README.md", "docs/migrating-from-routilux.md")
 
 _FENCE = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 # Times and durations differ from run to run; ids are random.

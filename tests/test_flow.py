@@ -110,19 +110,21 @@ def test_entry_routines_have_an_unfed_trigger_slot(make_routine) -> None:
 def test_validate_lists_every_problem(make_routine) -> None:
     flow = Flow("broken")
     flow.add_routine(make_routine(["input"], []), "no_logic")
+    problems = flow.validate()
+    assert len(problems) == 2
+    assert "no entry routine" in problems[0]
+    assert "'no_logic'" in problems[1] and "has no logic" in problems[1]
     with pytest.raises(FlowValidationError) as info:
-        flow.validate()
-    message = str(info.value)
-    assert "no entry routine" in message
-    assert "'no_logic'" in message and "has no logic" in message
-    with pytest.raises(FlowValidationError, match="has no routines"):
-        Flow("empty").validate()
+        flow.check()
+    assert str(info.value) == "; ".join(problems)
+    assert Flow("empty").validate() == ["flow 'empty' has no routines"]
 
 
 def test_valid_flow_validates(make_routine) -> None:
     flow = pipeline(make_routine)
     flow.connect("source", "out", "sink", "input")
-    flow.validate()
+    assert flow.validate() == []
+    flow.check()
 
 
 def test_mermaid_shows_routines_and_connections(make_routine) -> None:

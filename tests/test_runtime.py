@@ -330,12 +330,12 @@ def test_validate_accepts_a_flow_whose_entry_is_set(make_routine) -> None:
     flow = Flow("entry_set")
     flow.add_routine(make_routine(["inbox"], [], lambda *a: None), "only")
     with pytest.raises(FlowValidationError, match="no entry routine"):
-        flow.validate()
+        flow.check()
     flow.entry = ["only"]
-    flow.validate()
+    assert flow.validate() == []
     flow.entry = ["nope"]
     with pytest.raises(FlowValidationError, match="entry routine 'nope' does not exist"):
-        flow.validate()
+        flow.check()
 
 
 def test_shutdown_waiting_from_inside_its_own_job_is_refused(runtime, make_routine) -> None:

@@ -19,8 +19,8 @@ def job_record(state: JobState) -> dict[str, Any]:
     """``JobState.to_dict()`` plus ``duration``; errors are text."""
     record = state.to_dict()
     record["duration"] = state.duration
-    if isinstance(state.error, RoutineError):
-        record["error"] = str(state.error)
+    if isinstance(state.exception, RoutineError):
+        record["error"] = str(state.exception)
     return record
 
 
@@ -64,9 +64,9 @@ def _timing(state: JobState) -> str:
 
 def _details(state: JobState) -> list[str]:
     lines = []
-    if state.error is not None:
+    if state.exception is not None:
         where = f"routine {state.error_routine_id!r}" if state.error_routine_id else "the job"
-        lines.append(f"error in {where}: {_short(error_text(state.error))}")
+        lines.append(f"error in {where}: {_short(error_text(state.exception))}")
     for entry in state.errors:
         if entry.get("action") == "stop":
             continue  # that is the job's error, shown above

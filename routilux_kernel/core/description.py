@@ -121,7 +121,7 @@ def describe(routine: Routine) -> dict[str, Any]:
             {"name": event.name, "params": list(event.params)} for event in routine.events.values()
         ],
         "config_schema": {key: dict(spec) for key, spec in cls.config_schema.items()},
-        "config": routine.config,
+        "config": dict(routine.config),
         "allows_concurrency": cls.allows_concurrency,
         "concurrency": routine.concurrency,
     }

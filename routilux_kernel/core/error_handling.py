@@ -45,6 +45,8 @@ class ErrorHandler:
     ``strategy`` is an :class:`ErrorStrategy` or the name of a strategy a plugin registered.
     RETRY waits ``retry_delay * retry_backoff ** n`` before the n-th retry, retries only
     ``retryable_exceptions``, and stops the job once ``max_retries`` are spent.
+    ``is_critical`` (the original routilux's flag) makes a failure that is not retried
+    fail the job whatever the strategy says.
     """
 
     strategy: ErrorStrategy | str = ErrorStrategy.STOP
@@ -53,6 +55,7 @@ class ErrorHandler:
     retry_backoff: float = 2.0
     retryable_exceptions: tuple[type[BaseException], ...] = (Exception,)
     options: dict[str, Any] = field(default_factory=dict)
+    is_critical: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.strategy, str) and not isinstance(self.strategy, ErrorStrategy):
@@ -82,6 +85,8 @@ class ErrorHandler:
             # RETRY always spells its numbers out; other strategies only when they differ
             if self.strategy == ErrorStrategy.RETRY or value != getattr(defaults, key):
                 data[key] = value
+        if self.is_critical:
+            data["is_critical"] = True
         data.update(self.options)
         return data
 
@@ -162,4 +167,6 @@ def register_error_strategies(register: Callable[..., None]) -> None:
 def decide_error(failure: ActivationFailure) -> ErrorDecision:
     """Answer last: the strategy the handler names decides."""
     decision: ErrorDecision = failure.strategy.decide(failure)
+    if failure.handler.is_critical and decision.action in (ErrorAction.CONTINUE, ErrorAction.SKIP):
+        return ErrorDecision(ErrorAction.STOP, reason="the routine is critical (is_critical=True)")
     return decision

@@ -13,8 +13,12 @@ class FlowValidationError(RoutiluxError, ValueError):
     """A flow is malformed: unknown ids, events or slots, duplicates, no entry routine."""
 
 
-class FlowNotFoundError(RoutiluxError, LookupError):
-    """A flow name or id is not registered."""
+class FlowNotFoundError(RoutiluxError, LookupError, ValueError):
+    """A flow name or id is not registered.
+
+    Also a ``ValueError``, which is what the original routilux raised, so migrated
+    ``except ValueError`` clauses still catch it.
+    """
 
     def __str__(self) -> str:  # LookupError would quote the message like a key
         return str(self.args[0]) if self.args else ""
@@ -22,6 +26,10 @@ class FlowNotFoundError(RoutiluxError, LookupError):
 
 class UnknownEventError(RoutiluxError, ValueError):
     """``emit`` named an event the routine does not define."""
+
+
+class EventDataError(RoutiluxError, ValueError):
+    """``emit`` sent keys that differ from the params its event declares."""
 
 
 class NoJobContextError(RoutiluxError, RuntimeError):
@@ -104,3 +112,38 @@ def exception_text(error: BaseException) -> str:
         return str(error)
     except Exception as failure:  # noqa: BLE001 - the error itself must still be reported
         return f"<str() of the exception raised {type(failure).__name__}: {failure}>"
+
+
+class ErrorText(str):
+    """A job's error as text, as the original routilux stored it, with the exception kept.
+
+    ``"boom" in job_state.error`` and ``job_state.error == "boom"`` read it as text;
+    ``.exception`` is the exception object. Attribute reads (``.error_type``,
+    ``.__cause__``...) and ``isinstance`` checks pass through to the exception, so code
+    written against the exception keeps working; ``type()`` shows this class.
+    """
+
+    exception: BaseException
+
+    def __new__(cls, exception: BaseException) -> ErrorText:
+        text = super().__new__(cls, exception_text(exception))
+        text.__dict__["exception"] = exception
+        return text
+
+    # isinstance() falls back to ``__class__`` when the real type does not match.
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return type(self.__dict__["exception"])
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            exception = self.__dict__["exception"]
+        except KeyError:
+            raise AttributeError(name) from None
+        return getattr(exception, name)
+
+    def __repr__(self) -> str:
+        return repr(self.__dict__["exception"])
+
+    def __reduce__(self) -> tuple[type[str], tuple[str]]:
+        return (str, (str(self),))  # travels as plain text; the exception may not pickle

@@ -172,7 +172,14 @@ class Flow:
                 )
         return problems
 
-    def validate(self) -> None:
+    def validate(self) -> list[str]:
+        """Every problem, as sentences (empty when the flow can run), as routilux returned.
+
+        :meth:`check` raises instead.
+        """
+        return self.validation_errors()
+
+    def check(self) -> None:
         """Raise FlowValidationError listing every problem, or return None."""
         problems = self.validation_errors()
         if problems:

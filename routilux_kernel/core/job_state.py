@@ -11,8 +11,11 @@ from enum import StrEnum
 from typing import Any
 
 from routilux_kernel.core.context import current_activation
+from routilux_kernel.core.errors import ErrorText, RoutiluxError
+from routilux_kernel.core.execution_record import ExecutionRecord
 
-#: How many history entries a job keeps (oldest dropped first).
+#: How many history entries a job keeps (oldest dropped first); also the bound of the
+#: per-activation ``execution_history``.
 HISTORY_LIMIT = 1000
 
 # Job ids: a random per-process prefix plus a counter ("3f9c0a1b22d4-17"). One urandom
@@ -74,7 +77,8 @@ class JobState:
         self.job_id: str = job_id or new_job_id()
         self.flow_id: str = flow_id
         self.status: ExecutionStatus = ExecutionStatus.PENDING
-        self.error: BaseException | None = None
+        self._exception: BaseException | None = None
+        self._error_text: ErrorText | None = None
         #: Routine id whose failure ended the job, when one did.
         self.error_routine_id: str | None = None
         self.created_at: float = time.time()
@@ -89,6 +93,14 @@ class JobState:
         #: Routines taken out of this job by the SKIP strategy.
         self.skipped_routines: set[str] = set()
         self.history: deque[tuple[float, str, str, Any]] = deque(maxlen=HISTORY_LIMIT)
+        # One ExecutionRecord per finished activation. A list trimmed in steps, not a
+        # deque(maxlen): an empty deque costs ~600 bytes, paid by every retained job.
+        self._executions: list[ExecutionRecord] = []
+        self._updated_at: float = self.created_at
+        # Set by the engine while a run owns the job: what an emit with an explicit
+        # ``job_state=`` routes through, and (weakly) the flow that names its routines.
+        self._live_run: Any = None
+        self._flow: Any = None
         self._routine_states: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         # Held from creation until the job ends; waiters pass through it once released.
@@ -120,12 +132,63 @@ class JobState:
         check_state_update(routine_id, updates)
         with self._lock:
             self._routine_states.setdefault(routine_id, {}).update(updates)
+        self._updated_at = time.time()
 
     @property
     def routine_states(self) -> dict[str, dict[str, Any]]:
         """A copy of every routine's state."""
         with self._lock:
             return {key: dict(value) for key, value in self._routine_states.items()}
+
+    # -- shared data (the original routilux's accessors; shared_data is a plain dict too) --
+
+    def update_shared_data(self, key: str, value: Any) -> None:
+        """Set ``shared_data[key]`` under the job's lock."""
+        with self._lock:
+            self.shared_data[key] = value
+        self._updated_at = time.time()
+
+    def get_shared_data(self, key: str, default: Any = None) -> Any:
+        """``shared_data.get(key, default)`` under the job's lock."""
+        with self._lock:
+            return self.shared_data.get(key, default)
+
+    def append_to_shared_log(self, entry: Any) -> None:
+        """Append ``entry`` to ``shared_log`` under the job's lock."""
+        with self._lock:
+            self.shared_log.append(entry)
+        self._updated_at = time.time()
+
+    def get_shared_log(self) -> list[Any]:
+        """A copy of ``shared_log``."""
+        with self._lock:
+            return list(self.shared_log)
+
+    # -- error -----------------------------------------------------------------------------
+
+    @property
+    def error(self) -> ErrorText | None:
+        """The error that ended the job as text (``"boom" in job_state.error``), or None.
+
+        ``job_state.error.exception`` (or :attr:`exception`) is the exception itself.
+        """
+        if self._error_text is None and self._exception is not None:
+            self._error_text = ErrorText(self._exception)
+        return self._error_text
+
+    @error.setter
+    def error(self, value: BaseException | str | None) -> None:
+        if isinstance(value, ErrorText):
+            value = value.exception
+        elif isinstance(value, str):
+            value = RoutiluxError(value)
+        self._exception = value
+        self._error_text = None
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception that ended the job, or None."""
+        return self._exception
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -138,6 +201,10 @@ class JobState:
     def is_finished(self) -> bool:
         """True once the job reached a terminal status."""
         return self._finished
+
+    def wait_for_completion(self, timeout: float | None = None) -> bool:
+        """The original routilux's name for :meth:`wait`."""
+        return self.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job reaches a terminal status; False if ``timeout`` ran out."""
@@ -183,9 +250,77 @@ class JobState:
         end = self.finished_at if self.finished_at is not None else time.time()
         return end - self.started_at
 
+    @property
+    def completed_at(self) -> float | None:
+        """When the job reached its terminal status (the original routilux's name)."""
+        return self.finished_at
+
+    @property
+    def updated_at(self) -> float:
+        """When anything of the job last changed: status, routine state, shared data, history."""
+        return max(self._updated_at, self.started_at or 0.0, self.finished_at or 0.0)
+
     def record(self, routine_id: str, kind: str, detail: Any = None) -> None:
-        """Append one entry to the bounded execution history."""
-        self.history.append((time.time(), routine_id, kind, detail))
+        """Append one entry to the bounded event history (errors, retries, late emits)."""
+        now = time.time()
+        self.history.append((now, routine_id, kind, detail))
+        self._updated_at = now
+
+    def record_execution(
+        self,
+        routine_id: str,
+        outcome: str,
+        data: dict[str, Any] | None = None,
+        started_at: float | None = None,
+        finished_at: float | None = None,
+        attempt: int = 0,
+    ) -> ExecutionRecord:
+        """Append one activation to the execution history and return its record.
+
+        The engine calls it once per finished activation (the one place a record is
+        built); the original routilux's ``record_execution(routine_id, event_name, data)``
+        works too.
+        """
+        if finished_at is None:
+            finished_at = time.time()
+        record = ExecutionRecord(
+            routine_id,
+            outcome,
+            finished_at if started_at is None else started_at,
+            finished_at,
+            attempt,
+            data,
+        )
+        executions = self._executions
+        executions.append(record)  # list.append is atomic: no lock on the hottest path
+        if len(executions) > HISTORY_LIMIT + HISTORY_LIMIT // 4:
+            with self._lock:
+                del executions[: len(executions) - HISTORY_LIMIT]
+        self._updated_at = finished_at
+        return record
+
+    @property
+    def execution_history(self) -> list[ExecutionRecord]:
+        """The last ``HISTORY_LIMIT`` finished activations, oldest first (a copy)."""
+        return self._executions[-HISTORY_LIMIT:]
+
+    def get_execution_history(self, routine_id: str | None = None) -> list[ExecutionRecord]:
+        """The execution history, oldest first, optionally of one routine."""
+        records = self.execution_history
+        if routine_id is None:
+            return records
+        return [record for record in records if record.routine_id == routine_id]
+
+    def get_routine_status(self, routine_id: str) -> str | None:
+        """How the routine's last activation still in the history ended, or None.
+
+        ``completed``, ``failed``, ``skipped`` or ``retried``: what the original routilux
+        kept as ``status`` in the routine's state (see docs/differences-from-routilux.md).
+        """
+        for record in reversed(self.execution_history):
+            if record.routine_id == routine_id:
+                return record.outcome
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly snapshot (errors as text)."""
@@ -195,7 +330,11 @@ class JobState:
             "job_id": self.job_id,
             "flow_id": self.flow_id,
             "status": str(self.status),
-            "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
+            "error": (
+                None
+                if self._exception is None
+                else f"{type(self._exception).__name__}: {self.error}"
+            ),
             "error_routine_id": self.error_routine_id,
             "created_at": self.created_at,
             "started_at": self.started_at,
@@ -214,6 +353,7 @@ class JobState:
                 {"time": t, "routine_id": rid, "kind": kind, "detail": detail}
                 for t, rid, kind, detail in list(self.history)
             ],
+            "execution_history": [record.to_dict() for record in self.execution_history],
         }
 
     @classmethod

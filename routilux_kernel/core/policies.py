@@ -14,13 +14,40 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from routilux_kernel.core.markers import hookimpl
 
 Decision = tuple[bool, dict[str, list[dict[str, Any]]] | None, Any]
-_NO: Decision = (False, None, None)
+
+
+def _not_now() -> Decision:
+    """A non-activation, with an empty data slice as the original routilux returned."""
+    return False, {}, None
+
+
+class SlotView:
+    """One slot's queue as the original routilux's policies saw it (``slots["input"]``)."""
+
+    __slots__ = ("name", "_owner")
+
+    def __init__(self, owner: SlotQueues, name: str) -> None:
+        self._owner = owner
+        self.name = name
+
+    def get_unconsumed_count(self) -> int:
+        return self._owner.count(self.name)
+
+    def consume_all_new(self) -> list[dict[str, Any]]:
+        return self._owner.take(self.name)
+
+    def consume_one_new(self) -> dict[str, Any] | None:
+        taken = self._owner.take(self.name, 1)
+        return taken[0] if taken else None
+
+    def peek(self) -> list[dict[str, Any]]:
+        return self._owner.peek(self.name)
 
 
 class SlotQueues:
@@ -42,6 +69,32 @@ class SlotQueues:
     @property
     def slot_names(self) -> tuple[str, ...]:
         return self._names
+
+    # A routilux policy treats ``slots`` as a dict of slot objects.
+    def __getitem__(self, slot: str) -> SlotView:
+        if slot not in self._queues:
+            raise KeyError(
+                f"no slot {slot!r}; this routine's slots: {', '.join(self._names) or 'none'}"
+            )
+        return SlotView(self, slot)
+
+    def __contains__(self, slot: object) -> bool:
+        return slot in self._queues
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def keys(self) -> tuple[str, ...]:
+        return self._names
+
+    def values(self) -> list[SlotView]:
+        return [SlotView(self, name) for name in self._names]
+
+    def items(self) -> list[tuple[str, SlotView]]:
+        return [(name, SlotView(self, name)) for name in self._names]
 
     def count(self, slot: str) -> int:
         return len(self._queues[slot])
@@ -141,7 +194,7 @@ class ImmediatePolicy(ActivationPolicy):
 
     def __call__(self, slots: SlotQueues, job_state: Any) -> Decision:
         if not slots.any_ready():
-            return _NO
+            return _not_now()
         if slots.concurrency == 1:
             return True, slots.take_all(), None
         # Concurrent activations share what is queued: each takes its part, so one
@@ -158,7 +211,7 @@ class AllSlotsReadyPolicy(ActivationPolicy):
     def __call__(self, slots: SlotQueues, job_state: Any) -> Decision:
         if slots.all_ready(1):
             return True, slots.take_each(1), None
-        return _NO
+        return _not_now()
 
 
 class BatchSizePolicy(ActivationPolicy):
@@ -182,13 +235,13 @@ class BatchSizePolicy(ActivationPolicy):
     def __call__(self, slots: SlotQueues, job_state: Any) -> Decision:
         if slots.all_ready(self.size):
             return True, slots.take_each(self.size), {"batch_size": self.size}
-        return _NO
+        return _not_now()
 
     def on_idle(self, slots: SlotQueues, job_state: Any) -> Decision:
         """Called when the job would otherwise complete with data left in this routine."""
         if self.flush_at_end and slots.any_ready():
             return True, slots.take_all(), {"batch_size": self.size, "final": True}
-        return _NO
+        return _not_now()
 
 
 class TimeIntervalPolicy(ActivationPolicy):
@@ -210,28 +263,38 @@ class TimeIntervalPolicy(ActivationPolicy):
 
     def __call__(self, slots: SlotQueues, job_state: Any) -> Decision:
         if not slots.any_ready():
-            return _NO
+            return _not_now()
         now = time.monotonic()
         last = slots.state.get("last_activation")
         if last is None or now - last >= self.seconds:
             slots.state["last_activation"] = now
             return True, slots.take_all(), None
         slots.wake_after(self.seconds - (now - last))
-        return _NO
+        return _not_now()
 
 
 class CustomPolicy(ActivationPolicy):
-    """Wrap a user function ``fn(slots, job_state) -> (activate, data_slice, message)``."""
+    """Wrap a user function ``fn(slots, job_state)``.
+
+    ``fn`` returns either ``(activate, data_slice, message)``, or a bool, as the original
+    routilux's check functions do: True runs the routine with everything queued.
+    """
 
     name = "custom"
 
-    def __init__(self, fn: Callable[[SlotQueues, Any], Decision]) -> None:
+    def __init__(self, fn: Callable[[SlotQueues, Any], Decision | bool]) -> None:
         if not callable(fn):
             raise TypeError(f"custom policy takes a callable, got {type(fn).__name__}")
         self.fn = fn
 
     def __call__(self, slots: SlotQueues, job_state: Any) -> Decision:
-        return self.fn(slots, job_state)
+        answer = self.fn(slots, job_state)
+        if answer is True:
+            return True, slots.take_all(), {"reason": "custom_policy_met"}
+        if answer is False:
+            return _not_now()
+        # Anything else must be the decision tuple; the engine reports one that is not.
+        return answer
 
     def __repr__(self) -> str:
         return f"CustomPolicy({getattr(self.fn, '__qualname__', self.fn)!r})"
@@ -247,17 +310,34 @@ def all_slots_ready() -> AllSlotsReadyPolicy:
     return AllSlotsReadyPolicy()
 
 
-def batch_size(size: int, flush_at_end: bool = False) -> BatchSizePolicy:
-    """Run with ``size`` items per slot at a time."""
-    return BatchSizePolicy(size, flush_at_end)
+def batch_size(
+    size: int | None = None, flush_at_end: bool = False, *, min_batch_size: int | None = None
+) -> BatchSizePolicy:
+    """Run with ``size`` items per slot at a time (``min_batch_size``: routilux's name)."""
+    return BatchSizePolicy(
+        _one_of("batch_size", "size", size, "min_batch_size", min_batch_size), flush_at_end
+    )
 
 
-def time_interval(seconds: float) -> TimeIntervalPolicy:
-    """Run at most once every ``seconds``."""
-    return TimeIntervalPolicy(seconds)
+def time_interval(
+    seconds: float | None = None, *, min_interval_seconds: float | None = None
+) -> TimeIntervalPolicy:
+    """Run at most once every ``seconds`` (``min_interval_seconds``: routilux's name)."""
+    return TimeIntervalPolicy(
+        _one_of("time_interval", "seconds", seconds, "min_interval_seconds", min_interval_seconds)
+    )
 
 
-def custom(fn: Callable[[SlotQueues, Any], Decision]) -> CustomPolicy:
+def _one_of(policy: str, name: str, value: Any, alias: str, alias_value: Any) -> Any:
+    """The value given under our name or the original routilux's, refusing both or neither."""
+    if value is not None and alias_value is not None:
+        raise TypeError(f"{policy} takes {name} or {alias}, not both")
+    if value is None and alias_value is None:
+        raise TypeError(f"{policy} needs {name} (or {alias}, the original routilux's name)")
+    return value if value is not None else alias_value
+
+
+def custom(fn: Callable[[SlotQueues, Any], Decision | bool]) -> CustomPolicy:
     """Run when ``fn`` says so."""
     return CustomPolicy(fn)
 
@@ -291,6 +371,7 @@ __all__ = [
     "Decision",
     "ImmediatePolicy",
     "SlotQueues",
+    "SlotView",
     "TimeIntervalPolicy",
     "all_slots_ready",
     "all_slots_ready_policy",

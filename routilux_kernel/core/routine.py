@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-from routilux_kernel.core.context import current_activation
+from routilux_kernel.core.context import ActivationContext, current_activation
 from routilux_kernel.core.description import describe
-from routilux_kernel.core.errors import NoJobContextError, UnknownEventError
+from routilux_kernel.core.errors import (
+    EventDataError,
+    NoJobContextError,
+    RoutiluxError,
+    UnknownEventError,
+)
 
 if TYPE_CHECKING:
-    from routilux_kernel.core.error_handling import ErrorHandler
+    from routilux_kernel.core.error_handling import ErrorHandler, ErrorStrategy
     from routilux_kernel.core.job_state import JobState
 
 #: Logic signature: ``logic(slot_data, policy_message, job_state)``.
@@ -36,10 +41,18 @@ class Slot:
 
 @dataclass(frozen=True)
 class Event:
-    """An output of a routine; ``params`` documents the keyword data it carries."""
+    """An output of a routine; ``params``, when given, are the only keys an emit may carry."""
 
     name: str
     params: tuple[str, ...] = field(default=())
+
+
+class ConfigSnapshot(dict[str, Any]):
+    """A copy of a routine's config; calling it (``routine.config()``, as in the original
+    routilux) returns a plain copy too."""
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self)
 
 
 class Routine:
@@ -61,6 +74,8 @@ class Routine:
         self._concurrency = 1
         self._slots: dict[str, Slot] = {}
         self._events: dict[str, Event] = {}
+        # Declared params of the events that have them, checked at every emit.
+        self._event_params: dict[str, frozenset[str]] = {}
         self._config: dict[str, Any] = {}
         self._logic: Logic | None = None
         self._activation_policy: Any = None
@@ -104,8 +119,15 @@ class Routine:
         _check_name("event", name, self)
         if name in self._events:
             raise ValueError(f"{type(self).__name__} already has an event named {name!r}")
+        if isinstance(params, str):
+            raise TypeError(
+                f"event {name!r} of {type(self).__name__}: params is a list of key names, "
+                f"got the string {params!r}"
+            )
         event = Event(name, tuple(params or ()))
         self._events[name] = event
+        if event.params:
+            self._event_params[name] = frozenset(event.params)
         self._structure_version += 1
         return event
 
@@ -116,6 +138,14 @@ class Routine:
     @property
     def events(self) -> dict[str, Event]:
         return dict(self._events)
+
+    def get_slot(self, name: str) -> Slot | None:
+        """The slot called ``name``, or None."""
+        return self._slots.get(name)
+
+    def get_event(self, name: str) -> Event | None:
+        """The event called ``name``, or None."""
+        return self._events.get(name)
 
     # -- config --------------------------------------------------------------------------
 
@@ -134,16 +164,18 @@ class Routine:
         return default
 
     @property
-    def config(self) -> dict[str, Any]:
-        return dict(self._config)
+    def config(self) -> ConfigSnapshot:
+        """A copy of the config; ``routine.config()`` works as well."""
+        return ConfigSnapshot(self._config)
 
     # -- behaviour -----------------------------------------------------------------------
 
-    def set_logic(self, logic: Logic) -> None:
+    def set_logic(self, logic: Logic) -> Self:
         """Use ``logic(slot_data, policy_message, job_state)`` as this routine's logic."""
         if not callable(logic):
             raise TypeError(f"set_logic takes a callable, got {type(logic).__name__}")
         self._logic = logic
+        return self
 
     def logic(
         self, slot_data: dict[str, list[dict[str, Any]]], policy_message: Any, job_state: JobState
@@ -161,7 +193,7 @@ class Routine:
     def has_logic(self) -> bool:
         return self._logic is not None or type(self).logic is not Routine.logic
 
-    def set_activation_policy(self, policy: Any) -> None:
+    def set_activation_policy(self, policy: Any) -> Self:
         """Set the policy that decides when this routine runs (default: immediate)."""
         if not callable(policy):
             raise TypeError(
@@ -169,14 +201,40 @@ class Routine:
                 f"or a callable, got {type(policy).__name__}"
             )
         self._activation_policy = policy
+        return self
 
     def get_activation_policy(self) -> Any:
         """The policy in force; None means immediate."""
         return self._activation_policy
 
-    def set_error_handler(self, handler: ErrorHandler | None) -> None:
+    def set_error_handler(self, handler: ErrorHandler | None) -> Self:
         """Handle this routine's errors with ``handler`` (before the flow's and runtime's)."""
         self._error_handler = handler
+        return self
+
+    def set_as_optional(self, strategy: ErrorStrategy | str | None = None) -> Self:
+        """Let this routine fail without failing the job (CONTINUE, or ``strategy``)."""
+        from routilux_kernel.core.error_handling import ErrorHandler, ErrorStrategy
+
+        return self.set_error_handler(
+            ErrorHandler(strategy=strategy or ErrorStrategy.CONTINUE, is_critical=False)
+        )
+
+    def set_as_critical(
+        self, max_retries: int = 3, retry_delay: float = 1.0, retry_backoff: float = 2.0
+    ) -> Self:
+        """Retry this routine on failure; the job fails once the retries are spent."""
+        from routilux_kernel.core.error_handling import ErrorHandler, ErrorStrategy
+
+        return self.set_error_handler(
+            ErrorHandler(
+                strategy=ErrorStrategy.RETRY,
+                max_retries=max_retries,
+                retry_delay=retry_delay,
+                retry_backoff=retry_backoff,
+                is_critical=True,
+            )
+        )
 
     def get_error_handler(self) -> ErrorHandler | None:
         """The routine-level handler; override to compute one."""
@@ -193,19 +251,48 @@ class Routine:
 
     # -- running -------------------------------------------------------------------------
 
-    def emit(self, event: str, **data: Any) -> None:
-        """Send ``data`` out of ``event`` to every connected slot, within the current job."""
+    def emit(
+        self,
+        event: str,
+        runtime: Any = None,
+        job_state: JobState | None = None,
+        **data: Any,
+    ) -> None:
+        """Send ``data`` out of ``event`` to every connected slot, within the current job.
+
+        ``job_state`` names the job explicitly (needed from a thread the logic started);
+        ``runtime`` is checked against the job's runtime. Neither is sent as data.
+        """
         if event not in self._events:
             known = ", ".join(sorted(self._events)) or "none"
             raise UnknownEventError(
                 f"{type(self).__name__}.emit({event!r}): no such event; its events are: {known}"
             )
+        declared = self._event_params.get(event)
+        # Only keys the event does not declare are refused: an emit may leave a declared
+        # param out (std's record events carry either ``record`` or ``records``).
+        if declared is not None and not declared.issuperset(data):
+            unknown = sorted(set(data) - declared)
+            raise EventDataError(
+                f"{type(self).__name__}.emit({event!r}) sent keys {sorted(data)}, but the "
+                f"event declares params {sorted(declared)}; unknown: {unknown}. Send only "
+                "declared keys, or declare the event with the keys it carries"
+            )
         ctx = current_activation.get()
-        if ctx is None:
+        if job_state is not None and (ctx is None or ctx.job_state is not job_state):
+            ctx = self._context_of(job_state, event)
+        elif ctx is None:
             raise NoJobContextError(
                 f"{type(self).__name__}.emit({event!r}) was called outside a running job; "
-                "emit only from routine logic started by Runtime.exec"
+                "emit only from routine logic started by Runtime.exec, or pass job_state="
             )
+        if runtime is not None:
+            owner = getattr(getattr(ctx, "job", ctx), "runtime", None)
+            if owner is not None and owner is not runtime:
+                raise RoutiluxError(
+                    f"{type(self).__name__}.emit({event!r}, runtime=...): job "
+                    f"{ctx.job_state.job_id} runs in another Runtime than the one given"
+                )
         ctx.emit(self, event, data)
 
     # -- concurrency and self-description ------------------------------------------------
@@ -235,6 +322,55 @@ class Routine:
     def describe(self) -> dict[str, Any]:
         """Slots, events with params, config schema and values, concurrency, as plain data."""
         return describe(self)
+
+    def _context_of(self, job_state: Any, event: str) -> ActivationContext:
+        """What routes an emit for ``job_state`` when the calling thread runs no activation
+        of it (a helper thread the logic started)."""
+        live = getattr(job_state, "_live_run", None)
+        if live is None:
+            status = getattr(job_state, "status", "unknown")
+            raise NoJobContextError(
+                f"{type(self).__name__}.emit({event!r}, job_state=...): job "
+                f"{getattr(job_state, 'job_id', '?')} is not running (status {status}); "
+                "emit only while the job runs, from its logic or a thread the logic waits for"
+            )
+        context: ActivationContext = live
+        return context
+
+    # -- state of this routine in a job (the original routilux's helpers) -----------------
+
+    def get_state(self, job_state: JobState, key: str | None = None, default: Any = None) -> Any:
+        """This routine's state dict in the job (a copy), or one ``key`` of it."""
+        state = job_state.get_routine_state(self._id_in(job_state), None)
+        if key is None:
+            return state if state is not None else default
+        return default if state is None else state.get(key, default)
+
+    def set_state(self, job_state: JobState, key: str, value: Any) -> None:
+        """Set one key of this routine's state in the job."""
+        job_state.update_routine_state(self._id_in(job_state), {key: value})
+
+    def update_state(self, job_state: JobState, updates: dict[str, Any]) -> None:
+        """Merge ``updates`` into this routine's state in the job."""
+        job_state.update_routine_state(self._id_in(job_state), updates)
+
+    def _id_in(self, job_state: Any) -> str:
+        """This routine's id in the flow of ``job_state``."""
+        ctx = current_activation.get()
+        if ctx is not None and ctx.job_state is job_state and getattr(ctx, "routine", None) is self:
+            return ctx.routine_id
+        flow_ref = getattr(job_state, "_flow", None)
+        flow = flow_ref() if flow_ref is not None else None
+        if flow is not None:
+            for routine_id, routine in flow.routines.items():
+                if routine is self:
+                    return str(routine_id)
+        raise RoutiluxError(
+            f"{type(self).__name__}: cannot tell this routine's id in job "
+            f"{getattr(job_state, 'job_id', '?')}: the routine is not part of its flow "
+            f"{getattr(job_state, 'flow_id', '?')!r}, or the job never ran (use "
+            "job_state.get_routine_state(routine_id) with the id)"
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} slots={list(self._slots)} events={list(self._events)}>"

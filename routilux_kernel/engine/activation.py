@@ -53,6 +53,7 @@ class Activation:
         "future",
         "running",
         "submitting",
+        "started_at",
     )
 
     def __init__(self, job: JobBase, run: RoutineRun, slot_data: dict[str, Any], message: Any):
@@ -67,6 +68,9 @@ class Activation:
         self.running = False
         #: True while a remote executor's ``submit`` runs; ``submit_remote`` then settles it.
         self.submitting = False
+        #: When this attempt started running (remote: was handed over); None while it has
+        #: not, so an activation that never ran leaves no execution record.
+        self.started_at: float | None = None
 
     @property
     def routine_id(self) -> str:

@@ -24,6 +24,7 @@ from routilux_kernel.core.errors import (
     JobTimeoutError,
     RoutiluxError,
 )
+from routilux_kernel.core.execution_record import COMPLETED, FAILED, RETRIED
 from routilux_kernel.core.job_state import ExecutionStatus
 from routilux_kernel.engine.activation import Activation
 from routilux_kernel.engine.job_base import JobBase
@@ -62,6 +63,7 @@ class DispatchAndCompletion(JobBase):
         if not activation.running:  # the job ended while this waited in the queue
             self._finish(activation, None)
             return
+        activation.started_at = time.time()
         state = self.job_state
         run = activation.run
         routine_id = run.spec.routine_id
@@ -108,11 +110,16 @@ class DispatchAndCompletion(JobBase):
 
     def _finish(self, activation: Activation, error: BaseException | None) -> None:
         """End an activation: error strategy, next decision for the routine, job completion."""
+        outcome = COMPLETED
         if error is not None and self.closed:  # the job has its outcome; keep a trace of it
+            outcome = FAILED
             self.job_state.record(activation.run.routine_id, "error_after_end", repr(error))
         elif error is not None:
+            outcome = FAILED
             try:
-                if self._handle_error(activation, error):
+                outcome = self._handle_error(activation, error)
+                if outcome == RETRIED:
+                    self._record_execution(activation, RETRIED)
                     return  # a retry is scheduled; the activation stays in flight
             except Exception as exc:  # e.g. a get_error_handler() override that raises
                 failure = RoutiluxError(
@@ -122,6 +129,8 @@ class DispatchAndCompletion(JobBase):
                 failure.__cause__ = exc
                 with self.lock:
                     self._close_locked(ExecutionStatus.FAILED, failure, activation.routine_id)
+        if activation.started_at is not None:
+            self._record_execution(activation, outcome)
         run = activation.run
         next_activation = None
         release_claim = False
@@ -141,6 +150,16 @@ class DispatchAndCompletion(JobBase):
             self._dispatch(other)
         if self._needs_finalize:
             self._finalize()
+
+    def _record_execution(self, activation: Activation, outcome: str) -> None:
+        """One execution-history entry for an attempt that ran (never for one that did not)."""
+        started_at = activation.started_at
+        activation.started_at = None  # a retry that never runs must not record this attempt
+        if started_at is not None:
+            attempt = activation.attempt if outcome != RETRIED else activation.attempt - 1
+            self.job_state.record_execution(
+                activation.run.routine_id, outcome, None, started_at, time.time(), attempt
+            )
 
     def _on_timeout(self, handle: TimerHandle) -> None:
         with self.lock:
@@ -260,5 +279,6 @@ class DispatchAndCompletion(JobBase):
             self.hooks.notify(self.hooks.job_finished, job_state=state, flow=self.flow)
         with self.lock:  # a resume must wait until no logic of this run is left running
             self._claim_held = self._logic_running_locked()
+        state._live_run = None  # an emit naming this job from a helper thread now fails
         state._mark_done(release_claim=not self._claim_held)
         self.runtime._job_finished(cast("JobRun", self))

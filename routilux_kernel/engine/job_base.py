@@ -9,6 +9,7 @@ module type-checks on its own.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from routilux_kernel.core.job_state import ExecutionStatus, JobState
@@ -37,6 +38,8 @@ class JobBase:
         self.flow = flow
         self.plan = plan
         self.job_state = job_state
+        job_state._flow = weakref.ref(flow)  # a retained job must not keep its flow alive
+        job_state._live_run = self  # routes emits that name the job (see Routine.emit)
         self.hooks = runtime._hooks
         self.lock = threading.Lock()
         self._room: threading.Condition | None = None  # made when an emitter must wait for room
@@ -85,7 +88,7 @@ class JobBase:
     def _finalize(self) -> None:
         raise NotImplementedError  # DispatchAndCompletion
 
-    def _handle_error(self, activation: Activation, error: BaseException) -> bool:
+    def _handle_error(self, activation: Activation, error: BaseException) -> str:
         raise NotImplementedError  # ErrorsAndRetries
 
     def route_emit(self, routine_id: str, event: str, data: dict[str, Any]) -> None:

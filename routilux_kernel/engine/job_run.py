@@ -75,6 +75,10 @@ class JobRun(PolicyDecisions, DispatchAndCompletion, ErrorsAndRetries):
         if self._needs_finalize:
             self._finalize()
 
+    def emit(self, routine: Routine, event: str, data: dict[str, Any]) -> None:
+        """Route an emit that named this job from a thread running none of its activations."""
+        self.route_emit(self.id_of(routine), event, data)
+
     def id_of(self, routine: Routine) -> str:
         try:
             return self.plan.id_by_routine[id(routine)]

@@ -11,6 +11,7 @@ remote activation costs a copy and a pickle of them: keep large data out of the 
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import CancelledError, Future
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ def submit_remote(job: JobRun, activation: Activation) -> Future[Any]:
         return skipped
     try:
         payload = _payload(job, activation)
+        activation.started_at = time.time()  # the hand-over: the worker's clock may differ
         future = spec.executor.submit(run_remote_activation, spec.routine_id, payload)
     except BaseException:
         with job.lock:

@@ -20,6 +20,7 @@ from routilux_kernel.core.error_handling import (
     UnknownStrategy,
 )
 from routilux_kernel.core.errors import exception_text
+from routilux_kernel.core.execution_record import FAILED, RETRIED, SKIPPED
 from routilux_kernel.core.job_state import ExecutionStatus
 from routilux_kernel.engine.activation import Activation
 from routilux_kernel.engine.job_base import JobBase
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 class ErrorsAndRetries(JobBase):
     """Errors and retries of one job."""
 
-    def _handle_error(self, activation: Activation, error: BaseException) -> bool:
-        """Apply the error strategy; True when a retry was scheduled."""
+    def _handle_error(self, activation: Activation, error: BaseException) -> str:
+        """Apply the error strategy; return the activation's outcome (``retried`` when a
+        retry was scheduled)."""
         state = self.job_state
         routine_id = activation.run.spec.routine_id
         handler = self._handler_for(activation.run.spec.routine)
@@ -54,14 +56,15 @@ class ErrorsAndRetries(JobBase):
             with self.lock:
                 state.record(routine_id, "error", entry)
                 if self.closed:
-                    return False
+                    return FAILED
                 activation.running = False
                 activation.future = None  # waiting, not handed over: a close keeps its data
                 handle = self.runtime._timers.schedule(
                     decision.delay, lambda timer: self._retry(activation, timer)
                 )
                 self._timers.add(handle)
-            return True
+            return RETRIED
+        outcome = FAILED
         with self.lock:
             state.record(routine_id, "error", entry)
             if decision.action is ErrorAction.STOP:
@@ -71,6 +74,7 @@ class ErrorsAndRetries(JobBase):
                 self._close_locked(ExecutionStatus.FAILED, error, routine_id)
             elif decision.action is ErrorAction.SKIP:
                 state.errors.append(entry)
+                outcome = SKIPPED
                 activation.run.skipped = True
                 state.skipped_routines.add(routine_id)
                 left = activation.run._drain()
@@ -80,7 +84,7 @@ class ErrorsAndRetries(JobBase):
                         self._room.notify_all()  # emitters waiting on its full slots
             else:
                 state.errors.append(entry)
-        return False
+        return outcome
 
     def _handler_for(self, routine: Routine) -> ErrorHandler:
         return (

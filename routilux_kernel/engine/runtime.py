@@ -29,6 +29,7 @@ from routilux_kernel.engine.job_run import JobRun
 from routilux_kernel.engine.plan import FlowPlan, build_plan
 from routilux_kernel.engine.timers import TimerService
 from routilux_kernel.executors.contract import Executor
+from routilux_kernel.executors.thread import ThreadExecutor
 from routilux_kernel.hooks.calls import HookSet
 from routilux_kernel.hooks.installed import get_plugin_manager, plugin_manager_with
 from routilux_kernel.hooks.registry import registries_for
@@ -72,7 +73,7 @@ class Runtime:
         self.plugin_manager = plugin_manager
         self.registries = registries_for(plugin_manager)
         self._hooks = HookSet(plugin_manager)
-        self.thread_pool_size = thread_pool_size
+        self._thread_pool_size = thread_pool_size
         self.default_error_handler = default_error_handler
         self.max_retained_jobs = max_retained_jobs
         self.flow_registry = flow_registry or FlowRegistry.get_instance()
@@ -109,12 +110,20 @@ class Runtime:
         )
         self._finalizer.atexit = False  # at exit, the executors' own exit handlers run
 
+    @property
+    def thread_pool_size(self) -> int:
+        """How many activations the thread executor runs at once: the size given, else its
+        default (``min(32, cpu_count + 4)``)."""
+        if self._thread_pool_size is not None:
+            return self._thread_pool_size
+        return ThreadExecutor.default_max_workers()
+
     # -- running jobs --------------------------------------------------------------------
 
     def exec(
         self,
         flow_or_name: Flow | str,
-        entry_params: dict[str, Any] | None = None,
+        entry_params: dict[str, Any] | JobState | None = None,
         *,
         entry_routine_id: str | list[str] | None = None,
         job_state: JobState | None = None,
@@ -125,8 +134,16 @@ class Runtime:
         ``job_state`` resumes a saved job (``JobState.from_dict``): its routine states and
         shared data are kept and the data it left in slots is delivered again. Entry
         routines are triggered as well only when ``entry_params`` or ``entry_routine_id``
-        is given, or when the saved job left no data.
+        is given, or when the saved job left no data. A JobState given second, in place of
+        ``entry_params`` (the original routilux's ``exec(flow_name, job_state)``), resumes.
         """
+        if isinstance(entry_params, JobState):
+            if job_state is not None:
+                raise TypeError(
+                    "exec() got a JobState both in place of entry_params and as job_state=; "
+                    "pass it once, as job_state="
+                )
+            job_state, entry_params = entry_params, None
         if self._shut_down:
             raise RuntimeShutDownError("this Runtime was shut down; create a new one to run jobs")
         flow = self._resolve_flow(flow_or_name)
@@ -389,8 +406,8 @@ class Runtime:
         # A separate lock: starting a cluster can take seconds, and jobs already running
         # must still be able to report that they finished meanwhile.
         options = dict(options or {})
-        if self.thread_pool_size is not None:  # code beats flow file and config
-            options["max_workers"] = self.thread_pool_size
+        if self._thread_pool_size is not None:  # code beats flow file and config
+            options["max_workers"] = self._thread_pool_size
         with self._executors_lock:
             existing = self._executors.get(name)
             if existing is not None:

@@ -263,11 +263,25 @@ class JobStateView:
     def record(self, routine_id: str, kind: str, detail: Any = None) -> None:
         self._ops.append(("record", routine_id, kind, detail))
 
+    # The original routilux's accessors, recorded like the writes they stand for.
+    def update_shared_data(self, key: str, value: Any) -> None:
+        self.shared_data[key] = value
+
+    def get_shared_data(self, key: str, default: Any = None) -> Any:
+        return self.shared_data.get(key, default)
+
+    def append_to_shared_log(self, entry: Any) -> None:
+        self.shared_log.append(entry)
+
+    def get_shared_log(self) -> list[Any]:
+        return list(self.shared_log)
+
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(
             f"job_state.{name} is not available to logic on a remote executor; it sees job_id, "
             "flow_id, status, current_routine_id, get_routine_state, update_routine_state, "
-            "routine_states, shared_data, shared_log, cancel_requested and record"
+            "routine_states, shared_data, shared_log (and their get_/update_/append_to_ "
+            "helpers), cancel_requested and record"
         )
 
     def __setattr__(self, name: str, value: Any) -> None:

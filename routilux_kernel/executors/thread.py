@@ -42,11 +42,16 @@ class ThreadExecutor(Executor):
     name = "thread"
     capabilities = ExecutorCapabilities(in_process=True)
 
+    @staticmethod
+    def default_max_workers() -> int:
+        """The pool size when none is given: ``min(32, cpu_count + 4)``, as the stdlib's."""
+        return min(32, (os.cpu_count() or 1) + 4)
+
     def __init__(
         self, max_workers: int | None = None, thread_name_prefix: str = "routilux"
     ) -> None:
         if max_workers is None:
-            max_workers = min(32, (os.cpu_count() or 1) + 4)
+            max_workers = self.default_max_workers()
         if not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(
                 f"thread executor: max_workers must be an int >= 1, got {max_workers!r}"

@@ -30,7 +30,14 @@ _HANDLER_NUMBERS: dict[str, tuple[Any, str, float]] = {
 }
 #: Policy options that are a time to wait, in seconds.
 _INTERVAL_OPTIONS = frozenset({"seconds", "interval", "delay", "timeout"})
-HANDLER_KEYS = ("strategy", "max_retries", "retry_delay", "retry_backoff", "retryable_exceptions")
+HANDLER_KEYS = (
+    "strategy",
+    "max_retries",
+    "retry_delay",
+    "retry_backoff",
+    "retryable_exceptions",
+    "is_critical",
+)
 _BUILTIN_STRATEGIES = frozenset(str(s) for s in ErrorStrategy)
 
 
@@ -135,6 +142,11 @@ class SpecChecker:
             self.unknown_keys(path, options, HANDLER_KEYS)
             options = {}
         numbers = self._handler_numbers(path, value)
+        critical = value.get("is_critical", False)
+        if not isinstance(critical, bool):
+            self.problem(f"{path}.is_critical", f"expected true or false, got {show(critical)}")
+        elif critical:
+            numbers["is_critical"] = True
         exceptions = self._exception_classes(
             f"{path}.retryable_exceptions", value.get("retryable_exceptions")
         )

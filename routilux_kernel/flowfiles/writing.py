@@ -27,7 +27,7 @@ def flow_to_dict(flow: Flow) -> dict[str, Any]:
     for rid, routine in flow.routines.items():
         entry: dict[str, Any] = {"use": _use_of(flow, rid, routine)}
         if routine.config:
-            entry["config"] = routine.config
+            entry["config"] = dict(routine.config)
         handler = routine.get_error_handler()
         if handler is not None:
             entry["error_handler"] = _handler_data(handler)

@@ -135,7 +135,7 @@ class TelemetryPlugin:
         if status == "failed":
             if job_state.error_routine_id is not None:
                 span.set_attribute(names.JOB_ERROR_ROUTINE, str(job_state.error_routine_id))
-            _record_error(span, job_state.error)
+            _record_error(span, job_state.exception)
         span.end()
 
     # -- activations ---------------------------------------------------------------------

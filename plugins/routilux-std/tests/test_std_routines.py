@@ -312,7 +312,7 @@ def test_shell_captures_output_and_fails_on_a_non_zero_exit(runtime: Runtime) ->
     )
     job = run(runtime, flow, {"records": [{}]})
     assert job.status == ExecutionStatus.FAILED
-    assert type(job.error).__name__ == "ShellCommandError"
+    assert type(job.exception).__name__ == "ShellCommandError"
     assert str(job.error).startswith("routine 'sh' (std.shell): command")
     assert "exited with code 3" in str(job.error)
 
@@ -327,7 +327,7 @@ def test_http_timeout_is_a_clear_error(runtime: Runtime, http_server: ScriptedSe
     )
     job = run(runtime, flow, {"records": [{"id": 1}]})
     assert job.status == ExecutionStatus.FAILED
-    assert type(job.error).__name__ == "HttpTimeoutError"
+    assert type(job.exception).__name__ == "HttpTimeoutError"
     assert str(job.error) == (
         f"routine 'fetch' (std.http_request): GET {http_server.base}/items/1 "
         "timed out after 0.2s (config key 'timeout'): ReadTimeout"
