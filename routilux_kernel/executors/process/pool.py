@@ -80,6 +80,7 @@ class ProcessExecutor(Executor):
         #: Queued tasks no worker can be started for; failed by the next ``_send``.
         self._unrunnable: list[tuple[Task, str]] = []
         self._closing = False
+        self._forced = False
         self._dispatcher: threading.Thread | None = None
         self._completions: ThreadPoolExecutor | None = None
         self._wake_read = self._wake_write = -1
@@ -150,13 +151,21 @@ class ProcessExecutor(Executor):
         return False
 
     def shutdown(self, wait: bool = True) -> None:
+        """Stop the workers; ``wait=False`` kills running work, also that of a shutdown(wait=True)
+        another thread is waiting in."""
         with self._lock:
+            if not wait:
+                self._forced = True
+                self._changed.notify_all()
             dispatcher, self._dispatcher = self._dispatcher, None
             self._closing = True
-            if dispatcher is None:  # never started, or already shut down
+            if dispatcher is None:  # never started, or already shut down (or shutting down)
                 return
             if wait:
-                self._changed.wait_for(lambda: not self._pending and not self._busy_locked())
+                self._changed.wait_for(
+                    lambda: self._forced or (not self._pending and not self._busy_locked())
+                )
+                wait = not self._forced
             dropped = list(self._pending)
             self._pending.clear()
             for task in dropped:
