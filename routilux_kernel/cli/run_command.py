@@ -26,7 +26,7 @@ from routilux_kernel.cli.flow_arguments import (
 from routilux_kernel.cli.interrupts import InterruptWatch
 from routilux_kernel.cli.progress import ProgressDisplay
 from routilux_kernel.cli.run_stop import stop_runtime
-from routilux_kernel.cli.run_summary import job_record, summary_lines
+from routilux_kernel.cli.run_summary import job_record, left_data_unconsumed, summary_lines
 from routilux_kernel.core.errors import ExecutorError, FlowValidationError
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.core.job_state import ExecutionStatus, JobState
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     failed = [state for state in states if state.status != ExecutionStatus.COMPLETED]
     if failed:
         return EXIT_JOB_FAILED
-    if args.strict and any(state.unconsumed for state in states):
+    if args.strict and any(left_data_unconsumed(state) for state in states):
         return EXIT_JOB_FAILED
     return EXIT_OK
 

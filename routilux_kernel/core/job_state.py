@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from routilux_kernel.core.context import current_activation
+from routilux_kernel.core.errors import exception_text
 
 #: How many history entries a job keeps (oldest dropped first).
 HISTORY_LIMIT = 1000
@@ -195,7 +196,9 @@ class JobState:
             "job_id": self.job_id,
             "flow_id": self.flow_id,
             "status": str(self.status),
-            "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
+            "error": None
+            if self.error is None
+            else f"{type(self.error).__name__}: {exception_text(self.error)}",
             "error_routine_id": self.error_routine_id,
             "created_at": self.created_at,
             "started_at": self.started_at,
