@@ -19,7 +19,7 @@ import pluggy
 from loguru import logger
 
 from routilux_kernel.cli.flow_arguments import EXIT_BAD_INPUT, EXIT_JOB_FAILED, CommandInputError
-from routilux_kernel.core.errors import RoutiluxError
+from routilux_kernel.core.errors import RoutiluxError, exception_text
 from routilux_kernel.engine.config import ConfigError
 from routilux_kernel.engine.log_config import configure_logging, disable_logging
 from routilux_kernel.flowfiles import FlowFileError
@@ -145,7 +145,7 @@ def _run_command(args: argparse.Namespace) -> int:
         if args.verbose:
             traceback.print_exc()
         print(
-            f"{prog}: failed: {type(exc).__name__}: {exc}"
+            f"{prog}: failed: {type(exc).__name__}: {exception_text(exc)}"
             + ("" if args.verbose else " (run with -v for the traceback)"),
             file=sys.stderr,
         )

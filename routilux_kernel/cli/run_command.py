@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from loguru import logger
@@ -23,8 +23,10 @@ from routilux_kernel.cli.flow_arguments import (
     load_flow,
     parse_params,
 )
+from routilux_kernel.cli.interrupts import InterruptWatch
 from routilux_kernel.cli.progress import ProgressDisplay
-from routilux_kernel.cli.run_summary import job_record, summary_lines
+from routilux_kernel.cli.run_stop import stop_runtime
+from routilux_kernel.cli.run_summary import job_record, left_data_unconsumed, summary_lines
 from routilux_kernel.core.errors import ExecutorError, FlowValidationError
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.core.job_state import ExecutionStatus, JobState
@@ -76,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the jobs' results as JSON on stdout and nothing else there",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 also when a job completed with data left unconsumed in a slot",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,24 +105,30 @@ def run(args: argparse.Namespace) -> int:
     watcher = JobWatcher(flow)
     display = ProgressDisplay(sys.stderr, args.jobs, f"routilux run {flow.flow_id}")
     started = time.monotonic()
-    with _stdout_to_stderr(args.json), display.kept_clear_of(sys.stdout) as out:
-        with contextlib.redirect_stdout(out):
-            runtime = Runtime(
-                thread_pool_size=args.max_workers,
-                executor=args.executor,
-                plugin_manager=pm,
-                plugins=[watcher],  # applies to this runtime only
-            )
-            try:
-                states = _start_jobs(runtime, flow, params, args)
-                _wait(runtime, watcher, display, len(states))
-            except KeyboardInterrupt:
-                runtime.shutdown(wait=False)
-                display.clear()
-                raise
-            finally:
-                runtime.shutdown(wait=True)
+    states: list[JobState] = []
+    with InterruptWatch() as interrupts:
+        watcher.on_change = interrupts.wake
+        with _stdout_to_stderr(args.json), display.kept_clear_of(sys.stdout) as out:
+            with contextlib.redirect_stdout(out):
+                runtime = Runtime(
+                    thread_pool_size=args.max_workers,
+                    executor=args.executor,
+                    plugin_manager=pm,
+                    plugins=[watcher],  # applies to this runtime only
+                )
+                try:
+                    states = _start_jobs(runtime, flow, params, args)
+                    _wait(watcher, display, len(states), interrupts)
+                finally:
+                    stop_runtime(runtime, interrupts, display)
     elapsed = time.monotonic() - started
+    if interrupts.signals:
+        # What finished is still reported: the text to stderr, the records (--json) to stdout.
+        for line in summary_lines(flow, states, elapsed, args.executor):
+            print(line, file=sys.stderr)
+        if args.json:
+            print(json.dumps([job_record(state) for state in states], indent=2, default=repr))
+        return 128 + interrupts.signals[0]
     if args.json:
         records = [job_record(state) for state in states]
         print(json.dumps(records, indent=2, default=repr))
@@ -123,7 +136,11 @@ def run(args: argparse.Namespace) -> int:
         for line in summary_lines(flow, states, elapsed, args.executor):
             print(line)
     failed = [state for state in states if state.status != ExecutionStatus.COMPLETED]
-    return EXIT_JOB_FAILED if failed else EXIT_OK
+    if failed:
+        return EXIT_JOB_FAILED
+    if args.strict and any(left_data_unconsumed(state) for state in states):
+        return EXIT_JOB_FAILED
+    return EXIT_OK
 
 
 class JobWatcher:
@@ -134,6 +151,8 @@ class JobWatcher:
         self.finished = 0
         self.failed = 0
         self._changed = threading.Condition()
+        #: Called (from the finishing job's thread) after each count change.
+        self.on_change: Callable[[], None] = _nothing
 
     @hookimpl
     def job_finished(self, job_state: JobState, flow: Flow) -> None:
@@ -145,6 +164,7 @@ class JobWatcher:
             if job_state.status != ExecutionStatus.COMPLETED:
                 self.failed += 1
             self._changed.notify_all()
+        self.on_change()
 
     def wait_for(self, total: int, timeout: float | None) -> bool:
         """True once ``total`` jobs finished; False if ``timeout`` seconds passed first."""
@@ -170,13 +190,20 @@ def _start_jobs(
     return states
 
 
-def _wait(runtime: Runtime, watcher: JobWatcher, display: ProgressDisplay, total: int) -> None:
-    if display.enabled:
-        while not watcher.wait_for(total, PROGRESS_INTERVAL):
-            display.update(watcher.finished, watcher.failed)
+def _wait(
+    watcher: JobWatcher, display: ProgressDisplay, total: int, interrupts: InterruptWatch
+) -> None:
+    """Until every job finished or a signal came; the progress line redraws meanwhile."""
+    interval = PROGRESS_INTERVAL if display.enabled else None
+    while watcher.finished < total and not interrupts.signals:
+        interrupts.wait(interval)
+        display.update(watcher.finished, watcher.failed)
+    if not interrupts.signals:
         display.finish(watcher.finished, watcher.failed)
-    # job_finished hooks run just before a job is marked done; this waits for the marking.
-    runtime.wait_until_all_jobs_finished()
+
+
+def _nothing() -> None:
+    pass
 
 
 @contextlib.contextmanager

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 from routilux_kernel.cli.flow_arguments import effective_executor
-from routilux_kernel.core.errors import RoutineError
+from routilux_kernel.core.errors import RoutineError, exception_text
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.core.job_state import ExecutionStatus, JobState
 
@@ -31,7 +32,8 @@ def summary_lines(
     lines: list[str] = []
     total = len(states)
     for index, state in enumerate(states, 1):
-        lines.append(f"job {index}/{total} {state.job_id} {state.status} {_timing(state)}")
+        flag = " with data left unconsumed" if left_data_unconsumed(state) else ""
+        lines.append(f"job {index}/{total} {state.job_id} {state.status}{flag} {_timing(state)}")
         lines.extend("    " + line for line in _details(state))
     counts = {status: 0 for status in ExecutionStatus}
     for state in states:
@@ -41,7 +43,20 @@ def summary_lines(
         f"flow {flow.flow_id!r}: {total} job{'s' if total != 1 else ''}, {', '.join(parts)} "
         f"in {elapsed:.2f}s ({_executors(flow, cli_executor)})"
     )
+    leaving = sum(1 for state in states if left_data_unconsumed(state))
+    if leaving:
+        lines.append(
+            f"warning: {leaving} completed job{'s' if leaving != 1 else ''} left data "
+            "unconsumed in slots (a join that never fired?); routilux run --strict fails on it"
+        )
     return lines
+
+
+def left_data_unconsumed(state: JobState) -> bool:
+    """A completed job with data still in a slot: what ``--strict`` fails on."""
+    if state.status != ExecutionStatus.COMPLETED:
+        return False
+    return any(items for slots in dict(state.unconsumed).values() for items in slots.values())
 
 
 _ALWAYS_COUNTED = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED)
@@ -50,7 +65,7 @@ _ALWAYS_COUNTED = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED)
 def error_text(error: BaseException) -> str:
     if isinstance(error, RoutineError):
         return str(error)  # already "Type: message" of the original exception
-    return f"{type(error).__name__}: {error}"
+    return f"{type(error).__name__}: {exception_text(error)}"
 
 
 def _timing(state: JobState) -> str:
@@ -67,6 +82,8 @@ def _details(state: JobState) -> list[str]:
     if state.exception is not None:
         where = f"routine {state.error_routine_id!r}" if state.error_routine_id else "the job"
         lines.append(f"error in {where}: {_short(error_text(state.exception))}")
+    if state.shared_data:
+        lines.append(f"shared_data: {_short(dict(state.shared_data))}")
     for entry in state.errors:
         if entry.get("action") == "stop":
             continue  # that is the job's error, shown above
@@ -108,7 +125,23 @@ def _executors(flow: Flow, cli_executor: str | None) -> str:
     return "executors " + "; ".join(f"{name}: {', '.join(ids)}" for name, ids in chosen.items())
 
 
+def _bounded_repr() -> reprlib.Repr:
+    """A repr that stops early, so a huge value is never rendered whole just to be cut."""
+    bounded = reprlib.Repr()
+    bounded.maxlevel = 3
+    bounded.maxdict = bounded.maxlist = bounded.maxtuple = bounded.maxset = 8
+    bounded.maxstring = VALUE_WIDTH
+    bounded.maxother = 60
+    return bounded
+
+
+_BOUNDED = _bounded_repr()
+
+
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    text = " ".join(text.split())
+    try:
+        text = value if isinstance(value, str) else _BOUNDED.repr(value)
+    except Exception as exc:  # a user object whose repr raises
+        text = f"<{type(value).__name__} whose repr() raised {type(exc).__name__}>"
+    text = " ".join(text[: VALUE_WIDTH * 4].split())
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 3] + "..."

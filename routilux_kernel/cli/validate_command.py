@@ -14,8 +14,10 @@ from routilux_kernel.cli.flow_arguments import (
     executor_capabilities,
     load_flow,
 )
+from routilux_kernel.core.errors import ExecutorError
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.engine.config import configured_executor
+from routilux_kernel.executors.pickling import require_cloudpickle
 from routilux_kernel.flowfiles import FlowFileError, flow_entry
 from routilux_kernel.flowfiles.files import read_flow_data
 from routilux_kernel.hooks.registry import Registries, registries_for
@@ -153,6 +155,12 @@ def _pickling_problems(
             pickled.append((routine_id, routine, name))
     if not pickled:
         return []
+    try:
+        require_cloudpickle()
+    except ExecutorError as exc:
+        # Without cloudpickle every attribute would look unpicklable: one real problem instead.
+        names = ", ".join(sorted({name for _, _, name in pickled}))
+        return [f"{args.flow_file}: executor {names}: {exc}"]
     try:
         from routilux_kernel.executors.remote import pickling_problems
     except ImportError:

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from routilux_kernel.core.context import current_activation
-from routilux_kernel.core.errors import ErrorText, RoutiluxError
+from routilux_kernel.core.errors import ErrorText, RoutiluxError, exception_text
 from routilux_kernel.core.execution_record import ExecutionRecord
 
 #: How many history entries a job keeps (oldest dropped first); also the bound of the
@@ -333,7 +333,7 @@ class JobState:
             "error": (
                 None
                 if self._exception is None
-                else f"{type(self._exception).__name__}: {self.error}"
+                else f"{type(self._exception).__name__}: {exception_text(self._exception)}"
             ),
             "error_routine_id": self.error_routine_id,
             "created_at": self.created_at,

@@ -80,6 +80,8 @@ class Runtime:
         self._executor_choice = executor
         self._executor_options = dict(executor_options or {})
         self._executors: dict[str, Executor] = {}
+        #: Executors a shutdown is waiting for; a forced shutdown stops them at once.
+        self._stopping_executors: list[Executor] = []
         # name -> (options it was created with, who asked first)
         self._executor_origins: dict[str, tuple[dict[str, Any], str]] = {}
         if isinstance(executor, Executor):
@@ -243,7 +245,9 @@ class Runtime:
         """Take no new jobs; with ``wait``, let running jobs finish, else cancel them.
 
         Jobs still running when ``timeout`` runs out are cancelled, so nothing is left
-        waiting on a timer that no longer runs.
+        waiting on a timer that no longer runs. ``shutdown(wait=False)`` while another
+        thread waits in ``shutdown(wait=True)`` forces that one: the executors it waits for
+        stop their running work (as far as each can).
         """
         context = current_activation.get()
         if wait and getattr(getattr(context, "job", None), "runtime", None) is self:
@@ -254,9 +258,12 @@ class Runtime:
             )
         self._finalizer.detach()
         with self._lock:
-            if self._shut_down and not self._executors:
-                return
+            already_shut_down = self._shut_down and not self._executors
             self._shut_down = True
+        if already_shut_down:
+            for executor in [] if wait else list(self._stopping_executors):
+                executor.shutdown(wait=False)
+            return
         finished = wait and self.wait_until_all_jobs_finished(timeout)
         if not finished:
             with self._lock:
@@ -267,8 +274,10 @@ class Runtime:
         with self._executors_lock:
             executors = list(self._executors.values())
             self._executors.clear()
+            self._stopping_executors = executors
         for executor in executors:  # after a timeout, hung work must not hang shutdown too
             executor.shutdown(wait=finished)
+        self._stopping_executors = []
 
     def __enter__(self) -> Runtime:
         return self

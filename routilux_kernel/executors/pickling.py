@@ -41,7 +41,8 @@ def require_cloudpickle() -> Any:
         import cloudpickle
     except ImportError:
         raise ExecutorError(
-            "remote executors need cloudpickle: pip install 'routilux-kernel[process]'"
+            "remote executors (process, dask) need cloudpickle, which is not installed: "
+            "pip install cloudpickle (from a checkout: pip install -e '.[process]')"
         ) from None
     return cloudpickle
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import threading
 from concurrent.futures import Future
-from multiprocessing.connection import Connection
 from typing import Any
+
+from routilux_kernel.executors.process.frames import FrameReader, send_message
 
 
 class Task:
@@ -27,12 +29,14 @@ class Task:
 
 
 class WorkerHandle:
-    """One worker process, its pipe, and the task it holds."""
+    """One worker process, its socket, and the task it holds."""
 
-    def __init__(self, name: str, process: subprocess.Popen[bytes], conn: Connection) -> None:
+    def __init__(self, name: str, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
         self.name = name
         self.process = process
-        self.conn = conn
+        self.sock = sock
+        self.reader = FrameReader(sock)
+        self.closed = False
         self.pidfd: int | None = None
         if hasattr(os, "pidfd_open"):
             try:
@@ -48,10 +52,10 @@ class WorkerHandle:
 
     def send(self, message: tuple[Any, ...], task: Task | None = None) -> bool:
         with self._send_lock:
-            if self.conn.closed:
+            if self.closed:
                 return False
             try:
-                self.conn.send(message)
+                send_message(self.sock, message)
             except OSError:
                 return False
             if task is not None:
@@ -62,7 +66,8 @@ class WorkerHandle:
 
     def close(self) -> None:
         with self._send_lock:  # never close while another thread writes to this fd
-            self.conn.close()
+            self.closed = True
+            self.sock.close()
             if self.pidfd is not None:
                 os.close(self.pidfd)
                 self.pidfd = None
