@@ -141,7 +141,7 @@ def test_aliases_within_the_bound_still_work(
     text = textwrap.dedent(
         """\
         routines:
-          a: {use: std.map, config: &shared {expression: "@"}, error_handler: &retry retry}
+          a: {use: std.map, config: &shared {fields: {value: "@"}}, error_handler: &retry retry}
           b: {use: std.map, config: *shared, error_handler: *retry}
         connections: ["a.out -> b.in"]
         entry: a
@@ -152,7 +152,7 @@ def test_aliases_within_the_bound_still_work(
 
 
 def test_a_recursive_alias_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, "loop.yaml", "params: &p {self: *p}\nroutines: {a: std.map}\n")
+    path = write(tmp_path, "loop.yaml", "params: &p {self: *p}\nroutines: {a: std.split}\n")
     code, lines = validate(path, capsys)
     assert code == 2
     assert "an alias refers to a mapping or list that contains it" in only_problem(lines, path)
@@ -164,7 +164,7 @@ def test_a_recursive_alias_is_refused(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_control_characters_in_keys_are_escaped_and_an_empty_key_is_quoted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = {"routines": {"a\nb": {"use": "nope"}, "": {"use": "std.map"}, "c\x1b[2J": 1}}
+    data = {"routines": {"a\nb": {"use": "nope"}, "": {"use": "std.split"}, "c\x1b[2J": 1}}
     path = write(tmp_path, "keys.json", json.dumps(data))
     code, lines = validate(path, capsys)
     assert code == 2
@@ -190,7 +190,7 @@ def test_huge_values_are_shortened_before_they_are_shown(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = {
-        "routines": {"a": {"use": "std.map", "config": ["x" * 200_000] * 5}},
+        "routines": {"a": {"use": "std.split", "config": ["x" * 200_000] * 5}},
         "entry": "a",
     }
     path = write(tmp_path, "huge.json", json.dumps(data))
@@ -251,7 +251,7 @@ def test_base_exceptions_from_user_code_are_reported(
         "routines:\n"
         "  a: {use: 'exits_on_import:Anything'}\n"
         "  b: {use: 'exits_in_init:Quitter'}\n"
-        "  c: {use: std.map, error_handler: {strategy: retry,"
+        "  c: {use: std.split, error_handler: {strategy: retry,"
         " retryable_exceptions: ['exits_on_import:Error']}}\n"
     )
     path = write(tmp_path, "flow.yaml", text)
@@ -269,7 +269,7 @@ def test_a_custom_policy_fn_must_be_a_function(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = (
-        "routines:\n  a: {use: std.map, activation_policy: {name: custom, fn: 'os:abort'}}\n"
+        "routines:\n  a: {use: std.split, activation_policy: {name: custom, fn: 'os:abort'}}\n"
         "entry: a\n"
     )
     path = write(tmp_path, "flow.yaml", text)
@@ -316,7 +316,7 @@ def test_retry_numbers_must_be_finite_and_bounded(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], handler: str, problem: str
 ) -> None:
     path = write(
-        tmp_path, "flow.yaml", f"error_handler: {handler}\nroutines: {{a: std.map}}\nentry: a\n"
+        tmp_path, "flow.yaml", f"error_handler: {handler}\nroutines: {{a: std.split}}\nentry: a\n"
     )
     code, lines = validate(path, capsys)
     assert code == 2
@@ -328,8 +328,8 @@ def test_a_policy_interval_must_be_finite(
 ) -> None:
     text = (
         "routines:\n"
-        "  a: {use: std.map, activation_policy: {name: time_interval, seconds: .inf}}\n"
-        "  b: {use: std.map, activation_policy: {name: time_interval, seconds: 1.0e+9}}\n"
+        "  a: {use: std.split, activation_policy: {name: time_interval, seconds: .inf}}\n"
+        "  b: {use: std.split, activation_policy: {name: time_interval, seconds: 1.0e+9}}\n"
         "entry: [a, b]\n"
     )
     path = write(tmp_path, "flow.yaml", text)
@@ -345,7 +345,7 @@ def test_a_policy_interval_must_be_finite(
 def test_sane_retry_numbers_still_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = (
         "error_handler: {strategy: retry, max_retries: 10, retry_delay: 0.5, retry_backoff: 2}\n"
-        "routines: {a: std.map}\nentry: a\n"
+        "routines: {a: std.split}\nentry: a\n"
     )
     code, lines = validate(write(tmp_path, "flow.yaml", text), capsys)
     assert (code, lines) == (0, [])
@@ -480,7 +480,7 @@ def test_validate_reports_executor_options_with_the_other_problems(
 ) -> None:
     text = (
         "executor: {name: thread, options: {max_workers: 0}}\n"
-        "routines:\n  a: {use: std.map, activation_policy: {name: batch_size, sise: 2}}\n"
+        "routines:\n  a: {use: std.split, activation_policy: {name: batch_size, sise: 2}}\n"
         "entry: a\n"
     )
     path = write(tmp_path, "flow.yaml", text)
