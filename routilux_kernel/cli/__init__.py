@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pluggy
-from loguru import logger
 
 from routilux_kernel.cli.flow_arguments import EXIT_BAD_INPUT, EXIT_JOB_FAILED, CommandInputError
 from routilux_kernel.core.errors import RoutiluxError
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.engine.config import ConfigError
 from routilux_kernel.engine.log_config import configure_logging
 from routilux_kernel.flowfiles import FlowFileError

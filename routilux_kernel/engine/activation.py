@@ -52,6 +52,7 @@ class Activation:
         "future",
         "running",
         "submitting",
+        "task",
     )
 
     def __init__(self, job: JobBase, run: RoutineRun, slot_data: dict[str, Any], message: Any):
@@ -66,6 +67,8 @@ class Activation:
         self.running = False
         #: True while a remote executor's ``submit`` runs; ``submit_remote`` then settles it.
         self.submitting = False
+        #: The asyncio task running async logic, while it runs (cancelled if the job ends).
+        self.task: Any = None
 
     @property
     def routine_id(self) -> str:

@@ -11,8 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from loguru import logger
-
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.executors.contract import Executor, ExecutorCapabilities
 from routilux_kernel.hooks.specs import hookimpl
 

@@ -27,9 +27,8 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from loguru import logger
-
 from routilux_kernel.core.errors import ExecutorError
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.executors.contract import Executor, ExecutorCapabilities
 from routilux_kernel.executors.pickling import require_cloudpickle
 from routilux_kernel.executors.process.handles import Task, WorkerHandle
