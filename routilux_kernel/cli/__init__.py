@@ -17,17 +17,18 @@ from typing import Any
 
 import pluggy
 
-from routilux_kernel.cli.flow_arguments import EXIT_BAD_INPUT, EXIT_JOB_FAILED, CommandInputError
 from routilux_kernel.core.errors import RoutiluxError
 from routilux_kernel.core.lazy_logger import logger
-from routilux_kernel.engine.config import ConfigError
 from routilux_kernel.engine.log_config import configure_logging
-from routilux_kernel.flowfiles import FlowFileError
 from routilux_kernel.hooks.registry import Registered, Registry
 
 __all__ = ["build_parser", "main"]
 
 _LEVELS = ("WARNING", "INFO", "DEBUG")
+# The exit codes of cli/flow_arguments.py, here too so that ``--help`` does not import the
+# flow-file layer through it.
+EXIT_JOB_FAILED = 1
+EXIT_BAD_INPUT = 2
 
 
 def main(
@@ -110,6 +111,10 @@ def _arguments_work(entry: Registered, add_arguments: Any) -> bool:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    from routilux_kernel.cli.flow_arguments import CommandInputError
+    from routilux_kernel.engine.config import ConfigError
+    from routilux_kernel.flowfiles import FlowFileError
+
     prog = f"routilux {args.command}"
     try:
         code = args.command_run(args)
