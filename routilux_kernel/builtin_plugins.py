@@ -14,7 +14,7 @@ from routilux_kernel.hooks.manager import set_builtin_plugins
 #: Registered, in this order, into every plugin manager before anything installed.
 BUILTIN_PLUGINS = (
     "routilux_kernel.executors.thread",
-    "routilux_kernel.executors.process.pool",
+    "routilux_kernel.executors.process.registration",
     "routilux_kernel.core.policies",
     "routilux_kernel.core.error_handling",
     "routilux_kernel.core.context",

@@ -16,18 +16,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import pluggy
-from loguru import logger
 
-from routilux_kernel.cli.flow_arguments import EXIT_BAD_INPUT, EXIT_JOB_FAILED, CommandInputError
 from routilux_kernel.core.errors import RoutiluxError, exception_text
-from routilux_kernel.engine.config import ConfigError
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.engine.log_config import configure_logging, disable_logging
-from routilux_kernel.flowfiles import FlowFileError
 from routilux_kernel.hooks.registry import Registered, Registry
 
 __all__ = ["build_parser", "main"]
 
 _LEVELS = ("WARNING", "INFO", "DEBUG")
+# The exit codes of cli/flow_arguments.py, here too so that ``--help`` does not import the
+# flow-file layer through it.
+EXIT_JOB_FAILED = 1
+EXIT_BAD_INPUT = 2
 
 
 def main(
@@ -121,6 +122,11 @@ def _arguments_work(entry: Registered, add_arguments: Any) -> bool:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    # Imported here so that ``routilux --help`` does not load the flow-file layer.
+    from routilux_kernel.cli.flow_arguments import CommandInputError
+    from routilux_kernel.engine.config import ConfigError
+    from routilux_kernel.flowfiles import FlowFileError
+
     prog = f"routilux {args.command}"
     try:
         code = args.command_run(args)

@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from loguru import logger
-
 from routilux_kernel.cli.flow_arguments import (
     EXIT_JOB_FAILED,
     EXIT_OK,
@@ -30,6 +28,7 @@ from routilux_kernel.cli.run_summary import job_record, left_data_unconsumed, su
 from routilux_kernel.core.errors import ExecutorError, FlowValidationError
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.core.job_state import ExecutionStatus, JobState
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.engine.runtime import Runtime
 from routilux_kernel.flowfiles import flow_entry, flow_params
 from routilux_kernel.hooks.registry import registries_for

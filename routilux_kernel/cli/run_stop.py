@@ -14,10 +14,9 @@ import sys
 import threading
 import time
 
-from loguru import logger
-
 from routilux_kernel.cli.interrupts import InterruptWatch, signal_name
 from routilux_kernel.cli.progress import ProgressDisplay
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.engine.runtime import Runtime
 
 #: How long running logic may take to return after the first signal.

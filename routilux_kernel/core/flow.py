@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,7 +36,7 @@ class Flow:
     def __init__(self, flow_id: str | None = None) -> None:
         if flow_id is not None and (not isinstance(flow_id, str) or not flow_id):
             raise FlowValidationError(f"flow_id must be a non-empty string, got {flow_id!r}")
-        self.flow_id: str = flow_id or f"flow-{uuid.uuid4().hex[:12]}"
+        self.flow_id: str = flow_id or f"flow-{os.urandom(6).hex()}"
         self.routines: dict[str, Routine] = {}
         self.connections: list[Connection] = []
         self.error_handler: ErrorHandler | None = None

@@ -60,7 +60,8 @@ class Routine:
 
     Logic is set with :meth:`set_logic` or by overriding :meth:`logic`; it is called as
     ``logic(slot_data, policy_message, job_state)`` where ``slot_data`` maps each slot name
-    to the list of items (one dict per emit) this activation consumes.
+    to the list of items (one dict per emit) this activation consumes. Either may be
+    ``async def``: it then runs on the runtime's event loop instead of a worker thread.
     """
 
     #: The routine's config keys: key -> {"type", "default", "required", "enum", "description"}
@@ -171,10 +172,14 @@ class Routine:
     # -- behaviour -----------------------------------------------------------------------
 
     def set_logic(self, logic: Logic) -> Self:
-        """Use ``logic(slot_data, policy_message, job_state)`` as this routine's logic."""
+        """Use ``logic(slot_data, policy_message, job_state)`` as this routine's logic.
+
+        ``async def`` logic runs on the runtime's event loop (see docs/concepts.md).
+        """
         if not callable(logic):
             raise TypeError(f"set_logic takes a callable, got {type(logic).__name__}")
         self._logic = logic
+        self._structure_version += 1  # sync or async decides where it runs: plans rebuild
         return self
 
     def logic(

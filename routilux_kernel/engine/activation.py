@@ -54,6 +54,7 @@ class Activation:
         "running",
         "submitting",
         "started_at",
+        "task",
     )
 
     def __init__(self, job: JobBase, run: RoutineRun, slot_data: dict[str, Any], message: Any):
@@ -71,6 +72,8 @@ class Activation:
         #: When this attempt started running (remote: was handed over); None while it has
         #: not, so an activation that never ran leaves no execution record.
         self.started_at: float | None = None
+        #: The asyncio task running async logic, while it runs (cancelled if the job ends).
+        self.task: Any = None
 
     @property
     def routine_id(self) -> str:

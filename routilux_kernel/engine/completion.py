@@ -8,14 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, cast
-
-from loguru import logger
-
-try:  # loguru's own context variable: binding through it skips contextualize()'s global lock
-    from loguru._logger import context as _log_context
-except ImportError:  # pragma: no cover - a loguru without it falls back to contextualize()
-    _log_context = None
+from inspect import isawaitable
+from typing import TYPE_CHECKING, Any, cast
 
 from routilux_kernel.core.context import current_activation
 from routilux_kernel.core.errors import (
@@ -26,9 +20,9 @@ from routilux_kernel.core.errors import (
 )
 from routilux_kernel.core.execution_record import COMPLETED, FAILED, RETRIED
 from routilux_kernel.core.job_state import ExecutionStatus
+from routilux_kernel.core.lazy_logger import logger, loguru_context
 from routilux_kernel.engine.activation import Activation
 from routilux_kernel.engine.job_base import JobBase
-from routilux_kernel.engine.remote_runs import submit_remote
 from routilux_kernel.engine.timers import TimerHandle
 
 if TYPE_CHECKING:
@@ -41,9 +35,14 @@ class DispatchAndCompletion(JobBase):
     def _dispatch(self, activation: Activation) -> None:
         spec = activation.run.spec
         try:
-            if spec.in_process:
+            if spec.on_loop:
+                self._dispatch_to_loop(activation)
+            elif spec.in_process:
                 spec.executor.dispatch(self._run_local, activation)
             else:
+                # Imported here: the remote protocol (pickling) loads only when it is used.
+                from routilux_kernel.engine.remote_runs import submit_remote
+
                 # submit_remote sets activation.future under the lock; assigning its return
                 # here could overwrite what a done-callback that already ran (a retry) set.
                 submit_remote(cast("JobRun", self), activation)
@@ -69,44 +68,44 @@ class DispatchAndCompletion(JobBase):
         routine_id = run.spec.routine_id
         hooks = self.hooks
         error: BaseException | None = None
+        result = None
         token = current_activation.set(run)
         # Bind job_id/routine_id for every loguru record made inside the logic (ours and the
         # user's). contextualize() takes loguru's process-wide lock twice per call, which all
         # workers contend on; setting the same context variable directly is equivalent.
+        log_context = loguru_context()
         log_token = (
-            _log_context.set(
-                {**_log_context.get(), "job_id": state.job_id, "routine_id": routine_id}
-            )
-            if _log_context is not None
+            log_context.set({**log_context.get(), "job_id": state.job_id, "routine_id": routine_id})
+            if log_context is not None
             else None
         )
         try:
-            if log_token is None:
-                with logger.contextualize(job_id=state.job_id, routine_id=routine_id):
-                    self._call_logic(activation)
-            else:
-                self._call_logic(activation)
+            result = self._call_logic(activation)
         except BaseException as exc:  # noqa: BLE001 - every failure goes to the error strategy
             error = exc
         finally:
             if log_token is not None:
-                _log_context.reset(log_token)
+                log_context.reset(log_token)  # type: ignore[union-attr]
             current_activation.reset(token)
+        if result is not None and error is None and isawaitable(result):
+            self._await_on_loop(activation, result)  # it finishes the activation there
+            return
         if hooks.routine_finished is not None:
             hooks.notify(
                 hooks.routine_finished, job_state=state, routine_id=routine_id, error=error
             )
         self._finish(activation, error)
 
-    def _call_logic(self, activation: Activation) -> None:
+    def _call_logic(self, activation: Activation) -> Any:
         run = activation.run
         hooks = self.hooks
         if hooks.routine_started is not None:
             hooks.notify(hooks.routine_started, job_state=self.job_state, routine_id=run.routine_id)
         if hooks.run_activation is not None:
-            hooks.run_activation(activation=activation)
-        else:
-            run.routine.get_logic()(activation.slot_data, activation.policy_message, self.job_state)
+            return hooks.run_activation(activation=activation)
+        return run.routine.get_logic()(
+            activation.slot_data, activation.policy_message, self.job_state
+        )
 
     def _finish(self, activation: Activation, error: BaseException | None) -> None:
         """End an activation: error strategy, next decision for the routine, job completion."""
@@ -221,6 +220,8 @@ class DispatchAndCompletion(JobBase):
             self._timeout_handle.cancel()
         for activation in self._active:
             if activation.running or activation.submitting:
+                if activation.task is not None:  # async logic: cancelled at its next await
+                    self._cancel_task_locked(activation)
                 continue  # its logic (or its hand-over, see submit_remote) settles it
             if activation.future is not None:  # handed to a remote executor
                 # Cancelled in _finalize: Future.cancel() runs done-callbacks at once, and

@@ -7,7 +7,6 @@ file or ``Flow.set_executor``), ``ROUTILUX_EXECUTOR``, this config, ``thread``.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,8 @@ def find_config(start: Path | None = None) -> ProjectConfig:
 
 
 def _load(path: Path) -> dict[str, Any]:
+    import tomllib  # only when a config file exists
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

@@ -130,6 +130,14 @@ class PolicyDecisions(JobBase):
         while full is not None and not self.closed:
             run, target_id, slot = full
             spec_slot = run.spec.slots[slot]
+            if spec_slot.on_full == "block" and self.runtime._event_loop.is_current():
+                raise SlotFullError(
+                    f"slot {slot!r} of routine {target_id!r} is full "
+                    f"({spec_slot.max_queue_length} items) in job {self.job_state.job_id} of "
+                    f"flow {self.flow.flow_id!r}; the emit of {source_id!r}.{event} comes from "
+                    "async logic, which runs on the runtime's event loop and must not block it, "
+                    "so it was refused and nothing was delivered. Raise max_queue_length"
+                )
             if spec_slot.on_full == "block":
                 if self._room is None:
                     self._room = threading.Condition(self.lock)

@@ -1,7 +1,8 @@
 """What the parts of a running job share: its state, its lock, and how the parts call each other.
 
 :class:`~routilux_kernel.engine.job_run.JobRun` combines ``PolicyDecisions``,
-``DispatchAndCompletion`` and ``ErrorsAndRetries``, each a subclass of :class:`JobBase`.
+``DispatchAndCompletion``, ``ErrorsAndRetries`` and ``AsyncActivations``, each a subclass
+of :class:`JobBase`.
 The stubs below name the few calls that cross from one part to another, so each part's
 module type-checks on its own.
 """
@@ -76,6 +77,18 @@ class JobBase:
 
     def _finish(self, activation: Activation, error: BaseException | None) -> None:
         raise NotImplementedError  # DispatchAndCompletion
+
+    def _call_logic(self, activation: Activation) -> Any:
+        raise NotImplementedError  # DispatchAndCompletion
+
+    def _dispatch_to_loop(self, activation: Activation) -> None:
+        raise NotImplementedError  # AsyncActivations
+
+    def _await_on_loop(self, activation: Activation, awaitable: Any) -> None:
+        raise NotImplementedError  # AsyncActivations
+
+    def _cancel_task_locked(self, activation: Activation) -> None:
+        raise NotImplementedError  # AsyncActivations
 
     def _close_locked(
         self,

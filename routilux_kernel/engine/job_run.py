@@ -6,7 +6,8 @@ routine's activation policy (``_decide``) and routes emits into connected slots
 (``route_emit``); ``completion.py`` hands an :class:`Activation` to its executor
 (``_dispatch``), runs in-process logic (``_run_local``), ends activations (``_finish``) and
 the job, exactly once (``_close_locked``, ``_finalize``); ``retries.py`` applies the error
-strategy to a failed activation and runs RETRY on a timer.
+strategy to a failed activation and runs RETRY on a timer; ``async_runs.py`` runs
+``async def`` logic as a task on the runtime's event loop.
 
 All of a job's scheduling state is guarded by its own lock, so jobs never contend with each
 other. Hooks, logic and executor calls always run outside that lock.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from routilux_kernel.core.errors import RoutiluxError
 from routilux_kernel.core.job_state import ExecutionStatus
 from routilux_kernel.engine.activation import Activation
+from routilux_kernel.engine.async_runs import AsyncActivations
 from routilux_kernel.engine.completion import DispatchAndCompletion
 from routilux_kernel.engine.decisions import PolicyDecisions
 from routilux_kernel.engine.retries import ErrorsAndRetries
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from routilux_kernel.core.routine import Routine
 
 
-class JobRun(PolicyDecisions, DispatchAndCompletion, ErrorsAndRetries):
+class JobRun(PolicyDecisions, DispatchAndCompletion, ErrorsAndRetries, AsyncActivations):
     """Schedules one job. Created by ``Runtime.exec``; users see only its JobState."""
 
     # -- start ---------------------------------------------------------------------------

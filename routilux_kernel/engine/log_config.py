@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from loguru import logger
+from routilux_kernel.core.lazy_logger import logger
 
 _FORMAT = (
     "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> "

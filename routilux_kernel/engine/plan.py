@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from inspect import iscoroutinefunction
 
 from routilux_kernel.core.errors import FlowValidationError
 from routilux_kernel.core.flow import Flow
@@ -23,6 +24,8 @@ class RoutineSpec:
     concurrency: int
     #: The routine's structure version this spec was made from.
     structure_version: int
+    #: ``async def`` logic on an in-process executor: it runs on the runtime's event loop.
+    on_loop: bool = False
 
 
 @dataclass(eq=False)
@@ -65,6 +68,7 @@ def build_plan(flow: Flow, executor_for: Callable[[str, Routine], Executor]) -> 
             in_process=executor.capabilities.in_process,
             concurrency=routine.concurrency,
             structure_version=routine._structure_version,
+            on_loop=executor.capabilities.in_process and iscoroutinefunction(routine.get_logic()),
         )
     if problems:
         raise FlowValidationError(

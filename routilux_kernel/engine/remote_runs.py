@@ -16,9 +16,8 @@ from concurrent.futures import CancelledError, Future
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from loguru import logger
-
 from routilux_kernel.core.errors import ExecutorError, RoutiluxError
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.executors.remote import (
     JobSnapshot,
     WorkerCrashedError,

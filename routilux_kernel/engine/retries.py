@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from loguru import logger
-
 from routilux_kernel.core.error_handling import (
     DEFAULT_ERROR_HANDLER,
     ActivationFailure,
@@ -22,6 +20,7 @@ from routilux_kernel.core.error_handling import (
 from routilux_kernel.core.errors import exception_text
 from routilux_kernel.core.execution_record import FAILED, RETRIED, SKIPPED
 from routilux_kernel.core.job_state import ExecutionStatus
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.engine.activation import Activation
 from routilux_kernel.engine.job_base import JobBase
 from routilux_kernel.engine.timers import TimerHandle

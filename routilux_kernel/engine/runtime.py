@@ -24,6 +24,7 @@ from routilux_kernel.core.flow import TRIGGER_SLOT, Flow
 from routilux_kernel.core.job_state import ExecutionStatus, JobState
 from routilux_kernel.core.routine import Routine
 from routilux_kernel.engine.config import configured_executor
+from routilux_kernel.engine.event_loop import RuntimeEventLoop
 from routilux_kernel.engine.flow_registry import FlowRegistry
 from routilux_kernel.engine.job_run import JobRun
 from routilux_kernel.engine.plan import FlowPlan, build_plan
@@ -98,6 +99,7 @@ class Runtime:
                 f"installed executors: {known}"
             )
         self._timers = TimerService()
+        self._event_loop = RuntimeEventLoop()  # async logic runs here; started on first use
         self._lock = threading.Lock()
         self._executors_lock = threading.Lock()
         self._all_finished = threading.Condition(self._lock)
@@ -271,6 +273,7 @@ class Runtime:
             for run in running:
                 run.cancel("runtime shut down")
         self._timers.stop()
+        self._event_loop.stop(wait=finished)
         with self._executors_lock:
             executors = list(self._executors.values())
             self._executors.clear()

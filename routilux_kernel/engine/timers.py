@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from loguru import logger
+from routilux_kernel.core.lazy_logger import logger
 
 
 class TimerHandle:

@@ -14,10 +14,10 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from loguru import logger
 from loguru._logger import Logger
 
 from routilux_kernel.core.errors import ExecutorError
+from routilux_kernel.core.lazy_logger import logger
 
 if TYPE_CHECKING:
     from routilux_kernel.core.routine import Routine

@@ -18,13 +18,13 @@ import signal
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, cast
-
-from loguru import logger
 
 from routilux_kernel.core.context import current_activation
 from routilux_kernel.core.errors import ExecutorError, RoutiluxError, RoutineError
 from routilux_kernel.core.job_state import ExecutionStatus, check_state_update
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.executors.pickling import dumps, loads, pickling_problems
 
 if TYPE_CHECKING:
@@ -354,15 +354,29 @@ def run_remote_activation(routine_id: str, payload: bytes) -> bytes:
         with logger.contextualize(job_id=snapshot.job_id, routine_id=routine_id):
             hook = _run_activation_hook
             if hook is not None:
-                hook(activation=_RemoteActivation(routine_id, routine, slot_data, message, view))
+                result = hook(
+                    activation=_RemoteActivation(routine_id, routine, slot_data, message, view)
+                )
             else:
-                routine.get_logic()(slot_data, message, view)
+                result = routine.get_logic()(slot_data, message, view)
+            if result is not None and isawaitable(result):
+                _await_in_worker(result)
     except BaseException as exc:  # noqa: BLE001 - SystemExit in logic fails the activation only
         error = RoutineError.from_exception(exc)
     finally:
         current_activation.reset(token)
         _flush_output()
     return _dump_outcome(routine_id, ops, error)
+
+
+def _await_in_worker(awaitable: Any) -> None:
+    """Async logic on a remote worker: run it to the end on an event loop of its own."""
+    import asyncio
+
+    async def until_done() -> None:
+        await awaitable
+
+    asyncio.run(until_done())
 
 
 def _dump_outcome(routine_id: str, ops: list[tuple[Any, ...]], error: RoutineError | None) -> bytes:

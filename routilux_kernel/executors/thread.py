@@ -8,13 +8,14 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loguru import logger
-
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.executors.contract import Executor, ExecutorCapabilities
 from routilux_kernel.hooks.specs import hookimpl
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 _STOP = object()
 _live: weakref.WeakSet[ThreadExecutor] = weakref.WeakSet()
@@ -76,6 +77,8 @@ class ThreadExecutor(Executor):
         self._tasks.put((fn, argument))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        from concurrent.futures import Future  # the kernel dispatches; only others pay for it
+
         future: Future[Any] = Future()
 
         def run(_: Any) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pluggy
-from loguru import logger
 
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.hooks.manager import builtin_plugins
 
 # Hooks on the per-activation path: left as None when only built-in plugins implement them.

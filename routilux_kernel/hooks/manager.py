@@ -11,7 +11,6 @@ version and the cause; everything else keeps working. Strict mode raises instead
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import re
@@ -20,17 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
-from loguru import logger
 
 from routilux_kernel.core.errors import PluginError
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.hooks import specs as hookspecs
 from routilux_kernel.hooks.registry import cache_registries, collect_registries, registries_for
 from routilux_kernel.hooks.specs import PROJECT_NAME
-
-try:  # the backport reads the newest metadata formats; the stdlib one suffices on 3.11+
-    import importlib_metadata as metadata
-except ImportError:  # pragma: no cover
-    import importlib.metadata as metadata  # type: ignore[no-redef]
 
 ENTRY_POINT_GROUP = "routilux"
 LOAD_PLUGINS_ENV = "ROUTILUX_LOAD_PLUGINS"
@@ -180,7 +174,7 @@ def load_entry_point_plugins(pm: RoutiluxPluginManager) -> int:
     disabled = _env_list(DISABLE_PLUGINS_ENV) or set()
     seen: set[str] = set()
     loaded = 0
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in _entry_points():
         source = _source_of(entry_point)
         keys = {_normalize(source.entry_point)}
         if source.distribution:
@@ -304,9 +298,20 @@ def _hook_names() -> list[str]:
 
 
 def _with_hints(names: list[str]) -> str:
+    from difflib import get_close_matches  # only when reporting a bad plugin
+
     known = _hook_names()
     parts = []
     for name in sorted(names):
-        close = difflib.get_close_matches(name, known, n=1)
+        close = get_close_matches(name, known, n=1)
         parts.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
     return ", ".join(parts)
+
+
+def _entry_points() -> Any:
+    """The installed ``routilux`` entry points; the metadata reader loads only now."""
+    try:  # the backport reads the newest metadata formats; the stdlib one suffices on 3.11+
+        import importlib_metadata as metadata
+    except ImportError:  # pragma: no cover
+        import importlib.metadata as metadata  # type: ignore[no-redef]
+    return metadata.entry_points(group=ENTRY_POINT_GROUP)

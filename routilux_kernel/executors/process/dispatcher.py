@@ -20,9 +20,8 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from multiprocessing.connection import wait
 from typing import Any
 
-from loguru import logger
-
 from routilux_kernel.core.errors import ExecutorError
+from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.executors.process.handles import Task, WorkerHandle
 from routilux_kernel.executors.process.starting import WorkerStarts, spawn_worker
 from routilux_kernel.executors.remote import WorkerCrashedError, describe_exit, loads
