@@ -17,7 +17,6 @@ from routilux_kernel.cli.flow_arguments import (
 from routilux_kernel.core.errors import ExecutorError
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.engine.config import configured_executor
-from routilux_kernel.executors.pickling import require_cloudpickle
 from routilux_kernel.flowfiles import FlowFileError, flow_entry
 from routilux_kernel.flowfiles.files import read_flow_data
 from routilux_kernel.hooks.registry import Registries, registries_for
@@ -155,20 +154,16 @@ def _pickling_problems(
             pickled.append((routine_id, routine, name))
     if not pickled:
         return []
+    from routilux_kernel.executors.pickling import require_cloudpickle  # loads loguru: lazily
+
     try:
         require_cloudpickle()
     except ExecutorError as exc:
         # Without cloudpickle every attribute would look unpicklable: one real problem instead.
         names = ", ".join(sorted({name for _, _, name in pickled}))
         return [f"{args.flow_file}: executor {names}: {exc}"]
-    try:
-        from routilux_kernel.executors.remote import pickling_problems
-    except ImportError:
-        notes.append(
-            "picklability was not checked: routilux_kernel.executors.remote.pickling_problems "
-            "is not available in this installation"
-        )
-        return []
+    from routilux_kernel.executors.pickling import pickling_problems
+
     problems = []
     for routine_id, routine, name in pickled:
         for text in pickling_problems(routine, routine_id):

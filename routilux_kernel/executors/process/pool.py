@@ -25,7 +25,6 @@ from routilux_kernel.executors.pickling import require_cloudpickle
 from routilux_kernel.executors.process.dispatcher import PoolDispatcher
 from routilux_kernel.executors.process.handles import Task
 from routilux_kernel.executors.remote import dumps
-from routilux_kernel.hooks.specs import hookimpl
 
 
 class ProcessExecutor(PoolDispatcher, Executor):
@@ -174,8 +173,3 @@ class ProcessExecutor(PoolDispatcher, Executor):
         """Process ids of the live workers (for tests and monitoring)."""
         with self._lock:
             return [worker.process.pid for worker in self._workers if not worker.dead]
-
-
-@hookimpl
-def register_executors(register: Callable[..., None]) -> None:
-    register("process", ProcessExecutor)
