@@ -11,6 +11,7 @@ from routilux_kernel.engine.timers import TimerHandle
 if TYPE_CHECKING:
     from routilux_kernel.core.job_state import JobState
     from routilux_kernel.core.routine import Routine
+    from routilux_kernel.engine.checkpoints import ActivationRecorder
     from routilux_kernel.engine.job_base import JobBase
 
 
@@ -52,6 +53,7 @@ class Activation:
         "future",
         "running",
         "submitting",
+        "checkpoint",
     )
 
     def __init__(self, job: JobBase, run: RoutineRun, slot_data: dict[str, Any], message: Any):
@@ -66,6 +68,8 @@ class Activation:
         self.running = False
         #: True while a remote executor's ``submit`` runs; ``submit_remote`` then settles it.
         self.submitting = False
+        #: What this activation consumed, routed and wrote, when the job's store is durable.
+        self.checkpoint: ActivationRecorder | None = None
 
     @property
     def routine_id(self) -> str:

@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - a loguru without it falls back to cont
     _log_context = None
 
 from routilux_kernel.core.context import current_activation
+from routilux_kernel.core.effect_recording import current_recorder
 from routilux_kernel.core.errors import (
     ExecutorError,
     JobCancelledError,
@@ -31,6 +32,7 @@ from routilux_kernel.engine.remote_runs import submit_remote
 from routilux_kernel.engine.timers import TimerHandle
 
 if TYPE_CHECKING:
+    from routilux_kernel.engine.checkpoints import ActivationRecorder
     from routilux_kernel.engine.job_run import JobRun
 
 
@@ -68,6 +70,10 @@ class DispatchAndCompletion(JobBase):
         hooks = self.hooks
         error: BaseException | None = None
         token = current_activation.set(run)
+        checkpoint = activation.checkpoint
+        if checkpoint is not None:  # the job state's writes report to it (effect_recording)
+            checkpoint.ran = True
+            recorder_token = current_recorder.set(checkpoint)
         # Bind job_id/routine_id for every loguru record made inside the logic (ours and the
         # user's). contextualize() takes loguru's process-wide lock twice per call, which all
         # workers contend on; setting the same context variable directly is equivalent.
@@ -90,6 +96,8 @@ class DispatchAndCompletion(JobBase):
             if log_token is not None:
                 _log_context.reset(log_token)
             current_activation.reset(token)
+            if checkpoint is not None:
+                current_recorder.reset(recorder_token)
         if hooks.routine_finished is not None:
             hooks.notify(
                 hooks.routine_finished, job_state=state, routine_id=routine_id, error=error
@@ -122,6 +130,9 @@ class DispatchAndCompletion(JobBase):
                 failure.__cause__ = exc
                 with self.lock:
                     self._close_locked(ExecutionStatus.FAILED, failure, activation.routine_id)
+        checkpoint = activation.checkpoint
+        if checkpoint is not None and (checkpoint.ran or error is not None):
+            self._commit_checkpoint(activation, checkpoint, error)
         run = activation.run
         next_activation = None
         release_claim = False
@@ -141,6 +152,15 @@ class DispatchAndCompletion(JobBase):
             self._dispatch(other)
         if self._needs_finalize:
             self._finalize()
+
+    def _commit_checkpoint(
+        self, activation: Activation, checkpoint: ActivationRecorder, error: BaseException | None
+    ) -> None:
+        assert self._checkpoints is not None
+        failure = self._checkpoints.activation_finished(checkpoint, activation.attempt, error)
+        if failure is not None:  # nothing more of this job can be kept: stop it here
+            with self.lock:
+                self._close_locked(ExecutionStatus.FAILED, failure, activation.routine_id)
 
     def _on_timeout(self, handle: TimerHandle) -> None:
         with self.lock:
@@ -258,6 +278,8 @@ class DispatchAndCompletion(JobBase):
         state = self.job_state
         if self.hooks.job_finished is not None:
             self.hooks.notify(self.hooks.job_finished, job_state=state, flow=self.flow)
+        if self._checkpoints is not None:
+            self._checkpoints.job_finished()
         with self.lock:  # a resume must wait until no logic of this run is left running
             self._claim_held = self._logic_running_locked()
         state._mark_done(release_claim=not self._claim_held)

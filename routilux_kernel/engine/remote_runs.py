@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from routilux_kernel.core.effect_recording import current_recorder
 from routilux_kernel.core.errors import ExecutorError, RoutiluxError
 from routilux_kernel.executors.remote import (
     JobSnapshot,
@@ -109,11 +110,19 @@ def _on_done(job: JobRun, activation: Activation, future: Future[Any]) -> None:
     routine_id = activation.routine_id
     state = job.job_state
     error: BaseException | None
+    checkpoint = activation.checkpoint
+    token = None
+    if checkpoint is not None and not future.cancelled():  # replayed writes report to it
+        checkpoint.ran = True
+        token = current_recorder.set(checkpoint)
     try:
         error = _outcome_error(job, activation, future)
     except BaseException as exc:  # noqa: BLE001 - the activation must always finish
         logger.opt(exception=True).error("applying routine {} of job {}", routine_id, state.job_id)
         error = exc
+    finally:
+        if token is not None:
+            current_recorder.reset(token)
     hooks = job.hooks
     if hooks.routine_finished is not None:
         hooks.notify(hooks.routine_finished, job_state=state, routine_id=routine_id, error=error)
