@@ -58,8 +58,11 @@ def test_a_durable_run_keeps_the_job_its_flow_and_one_row_per_activation(tmp_pat
     stored = runtime.store.load_job(state.job_id)
     assert stored is not None
     assert (stored.flow_id, stored.status) == ("chain3", "completed")
-    assert stored.final_state["routine_states"] == {"a": {"count": 1}, "b": {"count": 1},
-                                                    "c": {"count": 1}}
+    assert stored.final_state["routine_states"] == {
+        "a": {"count": 1},
+        "b": {"count": 1},
+        "c": {"count": 1},
+    }
     assert stored.final_state["shared_data"] == {"a": 1, "b": 2, "c": 3}
     assert json.loads(stored.flow_snapshot)["connections"] == [
         "a.out -> b.trigger",
@@ -149,7 +152,9 @@ def test_the_store_is_chosen_by_code_then_environment_then_config(
     monkeypatch.setenv("ROUTILUX_STORE", "sqlite:///from_env.db")
     assert make_runtime().store.url == "sqlite:///from_env.db"
     assert make_runtime(store="memory").store.url == "memory"
-    with pytest.raises(JobStoreError, match=r"unknown job store 'postgres'; installed: memory, sqlite"):
+    with pytest.raises(
+        JobStoreError, match=r"unknown job store 'postgres'; installed: memory, sqlite"
+    ):
         make_runtime(store="postgres://localhost/x")
 
 
@@ -206,9 +211,7 @@ def test_an_older_schema_is_migrated(tmp_path):
     assert {"jobs_by_flow", "jobs_by_finish"} <= indexes
 
 
-def test_a_failed_write_fails_the_job_and_keeps_what_was_committed(
-    tmp_path, make_runtime, gates
-):
+def test_a_failed_write_fails_the_job_and_keeps_what_was_committed(tmp_path, make_runtime, gates):
     path = tmp_path / "runs.db"
     runtime = make_runtime(store=f"sqlite:///{path}")
     first = runtime.run(chain(), {"n": 1}, timeout=WAIT)

@@ -128,8 +128,7 @@ def job_details(store: JobStore, stored: StoredJob) -> dict[str, Any]:
         None if stored.owner is None else {"pid": stored.owner.pid, "host": stored.owner.host}
     )
     details["activations"] = [
-        {key: value for key, value in row.items() if key != "effects"}
-        for row in stored.activations
+        {key: value for key, value in row.items() if key != "effects"} for row in stored.activations
     ]
     return details
 

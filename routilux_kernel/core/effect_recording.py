@@ -101,6 +101,6 @@ class RecordingSharedLog(list[Any]):
         for value in list(values):
             self.append(value)
 
-    def __iadd__(self, values: Any) -> RecordingSharedLog:  # type: ignore[override,misc]
+    def __iadd__(self, values: Any) -> RecordingSharedLog:  # type: ignore[misc]
         self.extend(values)
         return self

@@ -172,9 +172,11 @@ class JobStore(ABC):
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything handed over is committed; raises the store's failure."""
+        return None
 
     def close(self) -> None:
         """Flush and release the store's resources."""
+        return None
 
     # -- reads and recovery (the CLI's side) -----------------------------------------------
 

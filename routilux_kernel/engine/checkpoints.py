@@ -37,9 +37,7 @@ if TYPE_CHECKING:
     from routilux_kernel.engine.activation import RoutineRun
 
 # The flow definition as JSON text, made once per flow version and store.
-_snapshots: weakref.WeakKeyDictionary[Flow, tuple[int, str | None]] = (
-    weakref.WeakKeyDictionary()
-)
+_snapshots: weakref.WeakKeyDictionary[Flow, tuple[int, str | None]] = weakref.WeakKeyDictionary()
 
 
 def flow_snapshot(flow: Flow) -> str | None:
@@ -148,8 +146,9 @@ class JobCheckpoints:
             for slot, values in slots.items():
                 for value in values:
                     where = f"job {state.job_id}: data left in {routine_id}.{slot}"
-                    items.append((self._number(routine_id, slot), routine_id, slot,
-                                  encode(value, where)))
+                    items.append(
+                        (self._number(routine_id, slot), routine_id, slot, encode(value, where))
+                    )
         if entries:
             text = encode(params, f"job {state.job_id} of flow {flow.flow_id!r}: entry_params")
             for routine_id, slot in entries:

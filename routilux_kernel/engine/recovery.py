@@ -45,7 +45,9 @@ def replay(stored: StoredJob, codec: ValueCodec) -> ReplayedJob:
     """Apply the committed activations of ``stored`` to its entry items, in commit order."""
     decode = codec.decode
     result = ReplayedJob()
-    items: dict[int, tuple[int, str, str, Any]] = {n: (n, r, s, v) for n, r, s, v in stored.entry_items}
+    items: dict[int, tuple[int, str, str, Any]] = {
+        n: (n, r, s, v) for n, r, s, v in stored.entry_items
+    }
     consumed: set[int] = set()
     for activation in stored.activations:
         consumed.update(activation["consumed"])
@@ -98,9 +100,7 @@ def rebuild_job(store: JobStore, stored: StoredJob) -> JobCheckpoints:
     for number, routine_id, slot, value in replayed.pending:
         state.unconsumed.setdefault(routine_id, {}).setdefault(slot, []).append(value)
         numbered.setdefault((routine_id, slot), deque()).append(number)
-    return JobCheckpoints(
-        store, state, replayed.next_item, replayed.next_activation, numbered
-    )
+    return JobCheckpoints(store, state, replayed.next_item, replayed.next_activation, numbered)
 
 
 def default_flow_finder(runtime: Runtime) -> FlowFinder:

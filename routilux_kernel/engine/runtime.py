@@ -20,8 +20,8 @@ from routilux_kernel.core.errors import (
 )
 from routilux_kernel.core.flow import TRIGGER_SLOT, Flow
 from routilux_kernel.core.job_state import ExecutionStatus, JobState
-from routilux_kernel.core.routine import Routine
 from routilux_kernel.core.job_store import JobStore, ProcessIdentity
+from routilux_kernel.core.routine import Routine
 from routilux_kernel.engine.checkpoints import JobCheckpoints
 from routilux_kernel.engine.config import configured_executor
 from routilux_kernel.engine.flow_registry import FlowRegistry

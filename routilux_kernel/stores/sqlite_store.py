@@ -160,12 +160,21 @@ class SqliteJobStore(JobStore):
         decode = self.codec.decode
         owner = None if row[10] is None else ProcessIdentity(row[10], row[11], row[12] or "")
         activations = []
-        for number, routine_id, started, finished, outcome, attempt, error, trace, consumed, effects in (
-            connection.execute(
-                "SELECT number, routine_id, started_at, finished_at, outcome, attempt, error, "
-                "traceback, consumed, effects FROM activations WHERE job_id = ? ORDER BY rowid",
-                (job_id,),
-            )
+        for (
+            number,
+            routine_id,
+            started,
+            finished,
+            outcome,
+            attempt,
+            error,
+            trace,
+            consumed,
+            effects,
+        ) in connection.execute(
+            "SELECT number, routine_id, started_at, finished_at, outcome, attempt, error, "
+            "traceback, consumed, effects FROM activations WHERE job_id = ? ORDER BY rowid",
+            (job_id,),
         ):
             activations.append(
                 {
@@ -194,7 +203,9 @@ class SqliteJobStore(JobStore):
             traceback=row[9],
             owner=owner,
             lease_until=row[13],
-            entry_items=[(n, rid, slot, decode(data)) for n, rid, slot, data in json.loads(row[14])],
+            entry_items=[
+                (n, rid, slot, decode(data)) for n, rid, slot, data in json.loads(row[14])
+            ],
             final_state=None if row[15] is None else json.loads(row[15]),
             activations=activations,
         )
@@ -257,7 +268,9 @@ class SqliteJobStore(JobStore):
                 raise
             return self._load(connection, job_id)
         except sqlite3.Error as exc:
-            raise JobStoreError(f"job store {self.url!r}: claiming job {job_id} failed: {exc}") from exc
+            raise JobStoreError(
+                f"job store {self.url!r}: claiming job {job_id} failed: {exc}"
+            ) from exc
         finally:
             connection.close()
 

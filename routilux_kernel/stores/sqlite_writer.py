@@ -48,7 +48,9 @@ class GroupedWriter:
         self._closing = False
         self.failure: JobStoreError | None = None
         self._next_lease = 0.0
-        self._thread = threading.Thread(target=self._loop, name="routilux-store-writer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="routilux-store-writer", daemon=True
+        )
         self._thread.start()
 
     def hand_over(self, write: Write) -> None:
@@ -71,7 +73,9 @@ class GroupedWriter:
         with self._changed:
             target = self._handed
             if not self._changed.wait_for(lambda: self._done >= target, timeout):
-                raise JobStoreError(f"job store {self.url!r}: writes still pending after {timeout}s")
+                raise JobStoreError(
+                    f"job store {self.url!r}: writes still pending after {timeout}s"
+                )
             if self.failure is not None:
                 raise self.failure
 
@@ -85,9 +89,7 @@ class GroupedWriter:
     def _loop(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(
-                    lambda: self._pending or self._closing, self._lease_wait()
-                )
+                self._changed.wait_for(lambda: self._pending or self._closing, self._lease_wait())
                 batch, self._pending = self._pending, []
                 flows, self._flows = self._flows, {}
                 closing = self._closing
@@ -140,8 +142,15 @@ class GroupedWriter:
                     "UPDATE jobs SET status = ?, started_at = ?, finished_at = ?, error = ?, "
                     "traceback = ?, final_state = ? WHERE job_id = ?",
                     [
-                        (u.status, u.started_at, u.finished_at, u.error, u.traceback,
-                         u.final_state, u.job_id)
+                        (
+                            u.status,
+                            u.started_at,
+                            u.finished_at,
+                            u.error,
+                            u.traceback,
+                            u.final_state,
+                            u.job_id,
+                        )
                         for u in updates
                     ],
                 )
@@ -169,10 +178,14 @@ class GroupedWriter:
 
 
 def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> tuple[Any, ...]:
-    items = "[" + ",".join(
-        f"[{n},{json.dumps(rid)},{json.dumps(slot)},{data}]"
-        for n, rid, slot, data in job.entry_items
-    ) + "]"
+    items = (
+        "["
+        + ",".join(
+            f"[{n},{json.dumps(rid)},{json.dumps(slot)},{data}]"
+            for n, rid, slot, data in job.entry_items
+        )
+        + "]"
+    )
     return (
         job.job_id,
         job.flow_id,

@@ -22,7 +22,9 @@ class CountingStep(Routine):
         self.add_slot("trigger")
         self.add_event("out", ["n"])
 
-    def logic(self, slot_data: dict[str, list[dict[str, Any]]], message: Any, job_state: Any) -> None:
+    def logic(
+        self, slot_data: dict[str, list[dict[str, Any]]], message: Any, job_state: Any
+    ) -> None:
         routine_id = job_state.current_routine_id
         hold = self.get_config("hold_file")
         if hold:

@@ -41,9 +41,21 @@ def _round(tmp_path: Path, executor: str, kill_after: float) -> None:
     driver = subprocess.Popen(
         # Random delays of up to 10 ms per routine on 4 workers: the run lasts >= 0.75 s
         # (sleep-bound), longer than any kill moment below, so every round interrupts jobs.
-        [*ROUTILUX, "run", str(FLOWS / "stress_chain.yaml"), "--jobs", str(JOBS),
-         "--max-workers", "4", "--store", url],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *ROUTILUX,
+            "run",
+            str(FLOWS / "stress_chain.yaml"),
+            "--jobs",
+            str(JOBS),
+            "--max-workers",
+            "4",
+            "--store",
+            url,
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + WAIT
     # Every job is stored before the kill, so exactly JOBS jobs are owed.
@@ -57,7 +69,10 @@ def _round(tmp_path: Path, executor: str, kill_after: float) -> None:
     resumers = [
         subprocess.Popen(
             [*ROUTILUX, "jobs", "resume", "--interrupted", "--store", url],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for _ in range(2)
     ]
@@ -66,11 +81,14 @@ def _round(tmp_path: Path, executor: str, kill_after: float) -> None:
         assert resumer.returncode == 0, err.decode()
     assert _count(db, "SELECT count(*) FROM jobs WHERE status = 'completed'") == JOBS
     # no activation committed twice, none lost
-    assert _count(
-        db,
-        "SELECT count(*) FROM (SELECT job_id, routine_id FROM activations "
-        "GROUP BY job_id, routine_id HAVING count(*) = 1)",
-    ) == 3 * JOBS
+    assert (
+        _count(
+            db,
+            "SELECT count(*) FROM (SELECT job_id, routine_id FROM activations "
+            "GROUP BY job_id, routine_id HAVING count(*) = 1)",
+        )
+        == 3 * JOBS
+    )
     assert _count(db, "SELECT count(*) FROM activations") == 3 * JOBS
     # each routine's per-job counter in the final state equals an uninterrupted run's
     connection = sqlite3.connect(db)
