@@ -18,8 +18,8 @@ from bench.bench_kernel import chain_flow, check_jobs, run_jobs, single_flow
 from routilux_kernel import Flow, Runtime
 from routilux_kernel.core.job_state import JobState
 
-W1_STORE = "W1 store: sqlite vs memory"
-W2_STORE = "W2 store: sqlite vs memory"
+W1_STORE = "job store: one-routine jobs, sqlite vs memory"
+W2_STORE = "job store: chain of 20 routines, sqlite vs memory"
 WORKLOADS = [W1_STORE, W2_STORE]
 POOL = 4
 LENGTH = 20
