@@ -19,6 +19,8 @@ BUILTIN_PLUGINS = (
     "routilux_kernel.core.error_handling",
     "routilux_kernel.core.context",
     "routilux_kernel.cli.builtin_commands",
+    "routilux_kernel.stores.memory_store",
+    "routilux_kernel.stores.sqlite_store",
 )
 
 

@@ -28,6 +28,12 @@ def thread_executor_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ROUTILUX_EXECUTOR", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def memory_store_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``routilux run`` keeps jobs in .routilux/runs.db by default; tests never write the repo."""
+    monkeypatch.setenv("ROUTILUX_STORE", "memory")
+
+
 class Gates:
     """Events that hold routine logic; all are opened before the runtime shuts down."""
 

@@ -529,6 +529,7 @@ def test_plugins_lists_builtin_plugins_and_their_registrations(
     assert commands["builtin"] is True
     assert sorted(commands["registered"]["commands"]) == [
         "graph",
+        "jobs",
         "plugins",
         "routines",
         "run",
@@ -543,6 +544,7 @@ def test_plugins_lists_builtin_plugins_and_their_registrations(
     [line] = [line for line in text.splitlines() if line.startswith("    commands: ")]
     assert sorted(line.split(": ")[1].split(", ")) == [
         "graph",
+        "jobs",
         "plugins",
         "routines",
         "run",
@@ -568,7 +570,7 @@ class HelloCommand:
 def test_a_plugin_adds_a_command_like_the_builtins(capsys: pytest.CaptureFixture[str]) -> None:
     pm = create_plugin_manager(load_entry_points=False, plugins=[HelloCommand()])
     assert main(["hello", "--name", "plugin"], plugin_manager=pm) == 3
-    assert capsys.readouterr().out == "hello plugin (6 commands)\n"
+    assert capsys.readouterr().out == "hello plugin (7 commands)\n"
     assert main(["--help"], plugin_manager=pm) == 0
     assert "say hello" in capsys.readouterr().out
 

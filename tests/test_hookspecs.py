@@ -27,6 +27,7 @@ CONTRACT = {
     "register_activation_policies": ("register",),
     "register_error_strategies": ("register",),
     "register_commands": ("register",),
+    "register_job_stores": ("register",),
     "job_started": ("job_state", "flow"),
     "job_finished": ("job_state", "flow"),
     "routine_started": ("job_state", "routine_id"),

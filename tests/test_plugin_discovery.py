@@ -219,6 +219,7 @@ def test_sample_plugin_described_with_distribution_hooks_and_registrations(
             "activation_policies": ["sample.every_n"],
             "error_strategies": ["sample.record_and_continue"],
             "commands": [],
+            "job_stores": [],
         },
     }
     builtins = [p for p in discovered["plugins"] if p["builtin"]]

@@ -453,6 +453,7 @@ def test_describe_plugins_lists_builtins_then_inline_plugins(pm: Any) -> None:
             "activation_policies": [],
             "error_strategies": [],
             "commands": [],
+            "job_stores": [],
         },
     }
     strategies = next(p for p in described if "register_error_strategies" in p["hooks"])

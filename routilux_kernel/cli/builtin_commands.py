@@ -35,6 +35,12 @@ def register_commands(register: Callable[..., None]) -> None:
         add_arguments=_lazy("run_command", "add_arguments"),
     )
     register(
+        "jobs",
+        _lazy("jobs_command", "run"),
+        help="list, show, prune and resume jobs kept in the job store",
+        add_arguments=_lazy("jobs_command", "add_arguments"),
+    )
+    register(
         "validate",
         _lazy("validate_command", "run"),
         help="check a flow file without running it; lists every problem",

@@ -22,14 +22,17 @@ from routilux_kernel.cli.flow_arguments import (
     parse_params,
 )
 from routilux_kernel.cli.interrupts import InterruptWatch
+from routilux_kernel.cli.jobs_command import add_store_argument, store_url
 from routilux_kernel.cli.progress import ProgressDisplay
 from routilux_kernel.cli.run_stop import stop_runtime
 from routilux_kernel.cli.run_summary import job_record, left_data_unconsumed, summary_lines
 from routilux_kernel.core.errors import ExecutorError, FlowValidationError
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.core.job_state import ExecutionStatus, JobState
+from routilux_kernel.core.job_store import JobStore, JobStoreError
 from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.engine.runtime import Runtime
+from routilux_kernel.engine.store_choice import open_store
 from routilux_kernel.flowfiles import flow_entry, flow_params
 from routilux_kernel.hooks.registry import registries_for
 from routilux_kernel.hooks.specs import hookimpl
@@ -82,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 1 also when a job completed with data left unconsumed in a slot",
     )
+    add_store_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,9 +118,11 @@ def run(args: argparse.Namespace) -> int:
                     executor=args.executor,
                     plugin_manager=pm,
                     plugins=[watcher],  # applies to this runtime only
+                    store=_open_store(args),
                 )
                 try:
                     states = _start_jobs(runtime, flow, params, args)
+                    runtime.store.flush()  # every job of this run is in the store from here on
                     _wait(watcher, display, len(states), interrupts)
                 finally:
                     stop_runtime(runtime, interrupts, display)
@@ -169,6 +175,14 @@ class JobWatcher:
         """True once ``total`` jobs finished; False if ``timeout`` seconds passed first."""
         with self._changed:
             return self._changed.wait_for(lambda: self.finished >= total, timeout)
+
+
+def _open_store(args: argparse.Namespace) -> JobStore:
+    url, source = store_url(args)
+    try:
+        return open_store(url, registries_for(args.plugin_manager), source)
+    except JobStoreError as exc:
+        raise CommandInputError(str(exc)) from None
 
 
 def _start_jobs(

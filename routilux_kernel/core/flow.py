@@ -47,6 +47,8 @@ class Flow:
         self.entry: list[str] | None = None
         #: Default entry data; ``exec``'s ``entry_params`` are merged over it.
         self.params: dict[str, Any] = {}
+        #: The flow file this flow was read from (kept with its jobs, for recovery).
+        self.source_file: str | None = None
         # (source_id, event) -> ((target_id, slot), ...): the routing table emit reads.
         self._routes: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self._fed_slots: set[tuple[str, str]] = set()

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from routilux_kernel.core.context import current_activation
+from routilux_kernel.core.effect_recording import recorder_for
 from routilux_kernel.core.errors import ErrorText, RoutiluxError, exception_text
 from routilux_kernel.core.execution_record import ExecutionRecord
 
@@ -130,6 +131,9 @@ class JobState:
     def update_routine_state(self, routine_id: str, updates: dict[str, Any]) -> None:
         """Merge ``updates`` into the routine's state (keys not named are kept)."""
         check_state_update(routine_id, updates)
+        recorder = recorder_for(self)  # a durable store checkpoints it (encodes, may refuse)
+        if recorder is not None:
+            recorder.record("state", routine_id, updates)
         with self._lock:
             self._routine_states.setdefault(routine_id, {}).update(updates)
         self._updated_at = time.time()

@@ -11,6 +11,7 @@ from routilux_kernel.engine.timers import TimerHandle
 if TYPE_CHECKING:
     from routilux_kernel.core.job_state import JobState
     from routilux_kernel.core.routine import Routine
+    from routilux_kernel.engine.checkpoints import ActivationRecorder
     from routilux_kernel.engine.job_base import JobBase
 
 
@@ -55,6 +56,7 @@ class Activation:
         "submitting",
         "started_at",
         "task",
+        "checkpoint",
     )
 
     def __init__(self, job: JobBase, run: RoutineRun, slot_data: dict[str, Any], message: Any):
@@ -74,6 +76,8 @@ class Activation:
         self.started_at: float | None = None
         #: The asyncio task running async logic, while it runs (cancelled if the job ends).
         self.task: Any = None
+        #: What this activation consumed, routed and wrote, when the job's store is durable.
+        self.checkpoint: ActivationRecorder | None = None
 
     @property
     def routine_id(self) -> str:

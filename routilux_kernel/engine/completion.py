@@ -12,6 +12,7 @@ from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, cast
 
 from routilux_kernel.core.context import current_activation
+from routilux_kernel.core.effect_recording import current_recorder
 from routilux_kernel.core.errors import (
     ExecutorError,
     JobCancelledError,
@@ -26,6 +27,7 @@ from routilux_kernel.engine.job_base import JobBase
 from routilux_kernel.engine.timers import TimerHandle
 
 if TYPE_CHECKING:
+    from routilux_kernel.engine.checkpoints import ActivationRecorder
     from routilux_kernel.engine.job_run import JobRun
 
 
@@ -70,6 +72,10 @@ class DispatchAndCompletion(JobBase):
         error: BaseException | None = None
         result = None
         token = current_activation.set(run)
+        checkpoint = activation.checkpoint
+        if checkpoint is not None:  # the job state's writes report to it (effect_recording)
+            checkpoint.ran = True
+            recorder_token = current_recorder.set(checkpoint)
         # Bind job_id/routine_id for every loguru record made inside the logic (ours and the
         # user's). contextualize() takes loguru's process-wide lock twice per call, which all
         # workers contend on; setting the same context variable directly is equivalent.
@@ -87,6 +93,8 @@ class DispatchAndCompletion(JobBase):
             if log_token is not None:
                 log_context.reset(log_token)  # type: ignore[union-attr]
             current_activation.reset(token)
+            if checkpoint is not None:
+                current_recorder.reset(recorder_token)
         if result is not None and error is None and isawaitable(result):
             self._await_on_loop(activation, result)  # it finishes the activation there
             return
@@ -130,6 +138,9 @@ class DispatchAndCompletion(JobBase):
                     self._close_locked(ExecutionStatus.FAILED, failure, activation.routine_id)
         if activation.started_at is not None:
             self._record_execution(activation, outcome)
+        checkpoint = activation.checkpoint
+        if checkpoint is not None and (checkpoint.ran or error is not None):
+            self._commit_checkpoint(activation, checkpoint, error)
         run = activation.run
         next_activation = None
         release_claim = False
@@ -159,6 +170,15 @@ class DispatchAndCompletion(JobBase):
             self.job_state.record_execution(
                 activation.run.routine_id, outcome, None, started_at, time.time(), attempt
             )
+
+    def _commit_checkpoint(
+        self, activation: Activation, checkpoint: ActivationRecorder, error: BaseException | None
+    ) -> None:
+        assert self._checkpoints is not None
+        failure = self._checkpoints.activation_finished(checkpoint, activation.attempt, error)
+        if failure is not None:  # nothing more of this job can be kept: stop it here
+            with self.lock:
+                self._close_locked(ExecutionStatus.FAILED, failure, activation.routine_id)
 
     def _on_timeout(self, handle: TimerHandle) -> None:
         with self.lock:
@@ -278,6 +298,8 @@ class DispatchAndCompletion(JobBase):
         state = self.job_state
         if self.hooks.job_finished is not None:
             self.hooks.notify(self.hooks.job_finished, job_state=state, flow=self.flow)
+        if self._checkpoints is not None:
+            self._checkpoints.job_finished()
         with self.lock:  # a resume must wait until no logic of this run is left running
             self._claim_held = self._logic_running_locked()
         state._live_run = None  # an emit naming this job from a helper thread now fails

@@ -16,7 +16,7 @@ from routilux_kernel.core.errors import RoutiluxError
 DEFAULT_EXECUTOR = "thread"
 EXECUTOR_ENV = "ROUTILUX_EXECUTOR"
 #: Every key the config table may hold (``registered_only`` is read by the CLI).
-CONFIG_KEYS = ("executor", "registered_only")
+CONFIG_KEYS = ("executor", "registered_only", "store")
 
 
 class ConfigError(RoutiluxError, ValueError):

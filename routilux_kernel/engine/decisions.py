@@ -56,6 +56,8 @@ class PolicyDecisions(JobBase):
         run.active += 1
         self.in_flight += 1
         activation = Activation(self, run, data, message)
+        if self._checkpoints is not None:
+            activation.checkpoint = self._checkpoints.activation_made(run)
         self._active.add(activation)
         if self._blocked and self._room is not None:
             self._room.notify_all()
@@ -84,6 +86,9 @@ class PolicyDecisions(JobBase):
         targets = self.plan.routes.get((routine_id, event))
         if not targets:
             return
+        checkpoints = self._checkpoints
+        # Encoded before anything is delivered: data the store cannot keep refuses the emit.
+        text = checkpoints.encode_emit(routine_id, event, data) if checkpoints else ""
         ready = []
         with self.lock:
             if self.closed:  # logic that outlived its job: keep the data, route nothing
@@ -110,6 +115,8 @@ class PolicyDecisions(JobBase):
                     state.unconsumed.setdefault(target_id, {}).setdefault(slot, []).append(data)
                     continue
                 run._append(slot, data)
+                if checkpoints is not None:
+                    checkpoints.routed(target_id, slot, text)
                 if run.active < run.concurrency:
                     activation = self._decide(run)
                     if activation is not None:

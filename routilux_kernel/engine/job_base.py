@@ -21,6 +21,7 @@ from routilux_kernel.engine.timers import TimerHandle
 if TYPE_CHECKING:
     from routilux_kernel.core.flow import Flow
     from routilux_kernel.core.routine import Routine
+    from routilux_kernel.engine.checkpoints import JobCheckpoints
     from routilux_kernel.engine.runtime import Runtime
 
 
@@ -57,6 +58,8 @@ class JobBase:
         self._timers: set[TimerHandle] = set()
         self._timeout = timeout
         self._timeout_handle: TimerHandle | None = None
+        #: Set by the Runtime when the job runs on a durable store (see checkpoints.py).
+        self._checkpoints: JobCheckpoints | None = None
 
     def _run_of(self, routine_id: str) -> RoutineRun:
         run = self.runs.get(routine_id)

@@ -49,13 +49,18 @@ class JobRun(PolicyDecisions, DispatchAndCompletion, ErrorsAndRetries, AsyncActi
             state.started_at = time.time()
             # Data is in the job's slots before any hook runs, so a close drains it.
             resumed, state.unconsumed = state.unconsumed, {}
+            checkpoints = self._checkpoints
             for routine_id, slots in resumed.items():
                 run = self._run_of(routine_id)
                 for slot, items in slots.items():
                     for item in items:
                         run._append(slot, item)
+                        if checkpoints is not None:
+                            checkpoints.delivered(routine_id, slot)
             for routine_id, slot in entries:
                 self._run_of(routine_id)._append(slot, dict(params))
+                if checkpoints is not None:
+                    checkpoints.delivered(routine_id, slot)
         if self.hooks.job_started is not None:
             self.hooks.notify(self.hooks.job_started, job_state=state, flow=self.flow)
         ready: list[Activation] = []

@@ -16,6 +16,7 @@ from concurrent.futures import CancelledError, Future
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from routilux_kernel.core.effect_recording import current_recorder
 from routilux_kernel.core.errors import ExecutorError, RoutiluxError
 from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.executors.remote import (
@@ -110,11 +111,19 @@ def _on_done(job: JobRun, activation: Activation, future: Future[Any]) -> None:
     routine_id = activation.routine_id
     state = job.job_state
     error: BaseException | None
+    checkpoint = activation.checkpoint
+    token = None
+    if checkpoint is not None and not future.cancelled():  # replayed writes report to it
+        checkpoint.ran = True
+        token = current_recorder.set(checkpoint)
     try:
         error = _outcome_error(job, activation, future)
     except BaseException as exc:  # noqa: BLE001 - the activation must always finish
         logger.opt(exception=True).error("applying routine {} of job {}", routine_id, state.job_id)
         error = exc
+    finally:
+        if token is not None:
+            current_recorder.reset(token)
     hooks = job.hooks
     if hooks.routine_finished is not None:
         hooks.notify(hooks.routine_finished, job_state=state, routine_id=routine_id, error=error)

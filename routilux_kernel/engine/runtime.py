@@ -22,12 +22,21 @@ from routilux_kernel.core.errors import (
 )
 from routilux_kernel.core.flow import TRIGGER_SLOT, Flow
 from routilux_kernel.core.job_state import ExecutionStatus, JobState
+from routilux_kernel.core.job_store import JobStore, ProcessIdentity
 from routilux_kernel.core.routine import Routine
+from routilux_kernel.engine.checkpoints import JobCheckpoints
 from routilux_kernel.engine.config import configured_executor
 from routilux_kernel.engine.event_loop import RuntimeEventLoop
 from routilux_kernel.engine.flow_registry import FlowRegistry
 from routilux_kernel.engine.job_run import JobRun
 from routilux_kernel.engine.plan import FlowPlan, build_plan
+from routilux_kernel.engine.recovery import (
+    FlowFinder,
+    claim_jobs,
+    default_flow_finder,
+    rebuild_job,
+)
+from routilux_kernel.engine.store_choice import configured_store_url, open_store
 from routilux_kernel.engine.timers import TimerService
 from routilux_kernel.executors.contract import Executor
 from routilux_kernel.executors.thread import ThreadExecutor
@@ -46,7 +55,8 @@ class Runtime:
     executor's ``max_workers``). ``executor`` names the executor (or is an Executor
     instance) and overrides the flow's and the configured one. ``plugins`` are hook
     objects that apply to this runtime only; ``plugin_manager`` replaces the process-wide
-    one.
+    one. ``store`` keeps jobs and checkpoints (a URL such as ``sqlite:///runs.db`` or a
+    JobStore; default: ``ROUTILUX_STORE``, the config file's ``store``, else ``memory``).
     """
 
     def __init__(
@@ -60,6 +70,7 @@ class Runtime:
         default_error_handler: ErrorHandler | None = None,
         max_retained_jobs: int = DEFAULT_MAX_RETAINED_JOBS,
         flow_registry: FlowRegistry | None = None,
+        store: str | JobStore | None = None,
     ) -> None:
         if thread_pool_size is not None and (
             not isinstance(thread_pool_size, int) or thread_pool_size < 1
@@ -106,6 +117,13 @@ class Runtime:
         self._active: dict[str, JobRun] = {}
         self._finished: OrderedDict[str, JobState] = OrderedDict()
         self._shut_down = False
+        if isinstance(store, JobStore):
+            self.store = store
+        else:
+            url, source = (store, "Runtime(store=...)") if store else configured_store_url()
+            self.store = open_store(url, self.registries, source)
+        self._owner = ProcessIdentity.current()
+        self._recovering: dict[str, JobCheckpoints] = {}
         # A runtime dropped without shutdown() must not leave its executors' threads (or
         # processes) idle for the life of the interpreter: the finalizer holds only what it
         # releases, never the runtime, so the runtime can still be collected.
@@ -184,6 +202,12 @@ class Runtime:
                 "has not returned yet); it cannot be resumed now"
             )
         run = JobRun(self, flow, plan, job_state, timeout)
+        if self.store.durable:
+            try:
+                self._checkpoint(run, flow, entries, entry_params)
+            except BaseException:
+                job_state._mark_done()  # hand it back finished, as it came
+                raise
         with self._lock:
             if self._shut_down:
                 job_state._mark_done()  # hand it back finished, as it came
@@ -204,6 +228,33 @@ class Runtime:
             run.abort(exc)
             raise
         return job_state
+
+    def recover(
+        self,
+        job_ids: list[str] | None = None,
+        *,
+        flow_for: FlowFinder | None = None,
+        wait_for_leases: bool = True,
+    ) -> list[JobState]:
+        """Run on the store's interrupted jobs (or ``job_ids``): each is claimed by exactly
+        one process and re-runs only the activations that had not committed.
+
+        Returns the JobStates at once; their owners were gone (a process on this machine
+        that no longer runs; on another machine, one whose lease ran out, waited for).
+        """
+        if not self.store.durable:
+            return []
+        find = flow_for or default_flow_finder(self)
+        states = []
+        for stored in claim_jobs(self.store, self._owner, job_ids, wait_for_leases):
+            checkpoints = rebuild_job(self.store, stored)
+            state = checkpoints.job_state
+            self._recovering[state.job_id] = checkpoints
+            try:
+                states.append(self.exec(find(stored), job_state=state, entry_routine_id=[]))
+            finally:
+                self._recovering.pop(state.job_id, None)
+        return states
 
     def run(
         self,
@@ -281,6 +332,7 @@ class Runtime:
         for executor in executors:  # after a timeout, hung work must not hang shutdown too
             executor.shutdown(wait=finished)
         self._stopping_executors = []
+        self.store.close()
 
     def __enter__(self) -> Runtime:
         return self
@@ -301,6 +353,16 @@ class Runtime:
                     self._finished.popitem(last=False)
             if not self._active:
                 self._all_finished.notify_all()
+
+    def _checkpoint(
+        self, run: JobRun, flow: Flow, entries: list[tuple[str, str]], params: dict[str, Any]
+    ) -> None:
+        """Give a job on a durable store its checkpoints; a new job is stored right here."""
+        checkpoints = self._recovering.pop(run.job_state.job_id, None)
+        if checkpoints is None:
+            checkpoints = JobCheckpoints(self.store, run.job_state)
+            checkpoints.store_new_job(flow, entries, params, self._owner)
+        run._checkpoints = checkpoints
 
     def _resolve_flow(self, flow_or_name: Flow | str) -> Flow:
         if isinstance(flow_or_name, Flow):

@@ -90,13 +90,15 @@ def load_flow_file(
     data = read_flow_data(path)
     if not registered_only:
         add_import_paths(path)
-    return flow_from_dict(
+    flow = flow_from_dict(
         data,
         source=str(path),
         plugin_manager=plugin_manager,
         registered_only=registered_only,
         default_flow_id=path.stem,
     )
+    flow.source_file = str(path.resolve())
+    return flow
 
 
 def registered_only_configured(config: ProjectConfig | None = None) -> bool:

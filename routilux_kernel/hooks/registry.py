@@ -78,6 +78,7 @@ REGISTRATION_HOOKS = {
     "activation_policies": "register_activation_policies",
     "error_strategies": "register_error_strategies",
     "commands": "register_commands",
+    "job_stores": "register_job_stores",
 }
 
 
@@ -90,6 +91,7 @@ class Registries:
         self.activation_policies = Registry("activation policy")
         self.error_strategies = Registry("error strategy")
         self.commands = Registry("command")
+        self.job_stores = Registry("job store")
 
     def __getitem__(self, kind: str) -> Registry:
         registry: Registry = getattr(self, kind)

@@ -55,6 +55,11 @@ def register_commands(register: Register) -> None:
     """Register CLI sub-commands: ``register(name, run, help=..., add_arguments=None)``."""
 
 
+@hookspec
+def register_job_stores(register: Register) -> None:
+    """Register job stores by URL scheme: ``register(scheme, factory)``, ``factory(url)``."""
+
+
 # -- lifecycle: called while jobs run ---------------------------------------------------
 
 

@@ -1,0 +1,106 @@
+"""Writes to a job's state, attributed to the activation that made them (for checkpoints).
+
+When a job runs on a durable store, the engine sets :data:`current_recorder` around each
+activation's logic (and around the replay of a remote activation's operations); the job
+state's writes then report to it. Only top-level writes are seen: ``shared_data[k] = v``
+is, ``shared_data[k].append(x)`` is not (assign the key again).
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any, Protocol
+
+
+class EffectRecorder(Protocol):
+    """Receives the writes of one activation to one job's state."""
+
+    job_state: Any
+
+    def record(self, kind: str, *args: Any) -> None:
+        """Record one write: ``state``, ``set``, ``delete``, ``clear`` or ``append``."""
+
+
+#: The recorder of the activation whose effects are being made in this context, if any.
+current_recorder: ContextVar[EffectRecorder | None] = ContextVar(
+    "routilux_current_recorder", default=None
+)
+
+
+def recorder_for(job_state: Any) -> EffectRecorder | None:
+    recorder = current_recorder.get()
+    if recorder is not None and recorder.job_state is job_state:
+        return recorder
+    return None
+
+
+class RecordingSharedData(dict[str, Any]):
+    """``JobState.shared_data`` of a job on a durable store: top-level writes are recorded."""
+
+    __slots__ = ("job_state",)
+
+    def __init__(self, job_state: Any, initial: dict[str, Any]) -> None:
+        super().__init__(initial)
+        self.job_state = job_state
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        recorder = recorder_for(self.job_state)
+        if recorder is not None:
+            recorder.record("set", key, value)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        recorder = recorder_for(self.job_state)
+        if recorder is not None:
+            recorder.record("delete", key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            value = self[key]
+            del self[key]
+            return value
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        key = next(reversed(self))
+        return key, self.pop(key)
+
+    def clear(self) -> None:
+        super().clear()
+        recorder = recorder_for(self.job_state)
+        if recorder is not None:
+            recorder.record("clear")
+
+
+class RecordingSharedLog(list[Any]):
+    """``JobState.shared_log`` of a job on a durable store: appends are recorded."""
+
+    __slots__ = ("job_state",)
+
+    def __init__(self, job_state: Any, initial: list[Any]) -> None:
+        super().__init__(initial)
+        self.job_state = job_state
+
+    def append(self, value: Any) -> None:
+        recorder = recorder_for(self.job_state)
+        if recorder is not None:
+            recorder.record("append", value)
+        super().append(value)
+
+    def extend(self, values: Any) -> None:
+        for value in list(values):
+            self.append(value)
+
+    def __iadd__(self, values: Any) -> RecordingSharedLog:  # type: ignore[misc]
+        self.extend(values)
+        return self

@@ -1,0 +1,207 @@
+"""The job-store contract: where jobs, their activations and checkpoints are kept.
+
+A store is chosen by URL (``memory``, ``sqlite:///runs.db``, ...); the scheme names a
+factory registered through the ``register_job_stores`` hook. The engine talks only to
+:class:`JobStore`. Writes are handed over and may be grouped by the store (each lands at
+most ``MAX_COMMIT_DELAY`` seconds after it was handed over); reads see what was committed.
+
+Checkpoints follow one rule: an activation's consumed inputs, the items it routed into
+slots and its state updates are one :class:`ActivationCommit`, committed in one
+transaction, and a commit is handed over only after the commits of the activations that
+produced its inputs. Recovery replays committed activations only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from routilux_kernel.core.errors import RoutiluxError
+from routilux_kernel.core.value_codecs import ValueCodec
+
+#: A grouped write lands at most this many seconds after it was handed to the store.
+MAX_COMMIT_DELAY = 0.1
+#: ``jobs list`` shows at most this many jobs unless told otherwise.
+DEFAULT_LIST_LIMIT = 1000
+#: Statuses after which a job is never run again by recovery.
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+
+
+class JobStoreError(RoutiluxError):
+    """A store cannot be opened, read or written; the message names the store and the fault."""
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """Who owns a running job: a process on a host, told apart from a later one with its pid."""
+
+    pid: int
+    host: str
+    started: str  # the process start time as the OS reports it ("" when unknown)
+
+    @classmethod
+    def current(cls) -> ProcessIdentity:
+        return cls(os.getpid(), socket.gethostname(), process_start_time(os.getpid()))
+
+
+def process_start_time(pid: int) -> str:
+    """The start time of process ``pid`` (clock ticks since boot on Linux), "" if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return ""
+    # Field 22; the command name (field 2) may hold spaces, so count after its ')'.
+    return text.rpartition(")")[2].split()[19]
+
+
+def process_is_alive(identity: ProcessIdentity) -> bool:
+    """True if the process ``identity`` names (on this host) still runs."""
+    try:
+        os.kill(identity.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, owned by someone else
+    if identity.started and process_start_time(identity.pid) not in ("", identity.started):
+        return False  # the pid was reused by a later process
+    return True
+
+
+@dataclass
+class NewJob:
+    """A job as it is created: stored before any of its activations."""
+
+    job_id: str
+    flow_id: str
+    flow_snapshot: str | None  # the flow definition as JSON text (Flow.to_dict)
+    flow_source: str | None  # the flow file it was read from, if any
+    entry_items: list[tuple[int, str, str, str]]  # (item, routine_id, slot, encoded data)
+    created_at: float
+    owner: ProcessIdentity
+    status: str = "running"
+
+
+@dataclass
+class ActivationCommit:
+    """One finished activation: its history row and its checkpoint, committed together.
+
+    ``effects`` is JSON text of a list of operations in the order they were made:
+    ``["item", n, routine_id, slot, data]`` (routed into a slot), ``["state", routine_id,
+    updates]``, ``["set", key, value]``, ``["delete", key]``, ``["clear"]``,
+    ``["append", value]``; values are encoded by the store's codec.
+    """
+
+    job_id: str
+    number: int
+    routine_id: str
+    started_at: float
+    finished_at: float
+    outcome: str  # "completed" or "failed"
+    attempt: int
+    consumed: list[int]
+    effects: str
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass
+class JobUpdate:
+    """A job's status changed; ``final_state`` is ``JobState.to_dict`` as JSON once it ended."""
+
+    job_id: str
+    status: str
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    traceback: str | None
+    final_state: str | None
+
+
+@dataclass
+class StoredJob:
+    """Everything a store keeps of one job."""
+
+    job_id: str
+    flow_id: str
+    flow_snapshot: str | None
+    flow_source: str | None
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    traceback: str | None
+    owner: ProcessIdentity | None
+    lease_until: float | None
+    entry_items: list[tuple[int, str, str, Any]]  # decoded data
+    final_state: dict[str, Any] | None
+    activations: list[dict[str, Any]] = field(default_factory=list)  # commit order, decoded
+
+
+class JobStore(ABC):
+    """What the engine needs from a store. Built-ins: ``memory`` and ``sqlite:///``."""
+
+    #: False for a store that keeps nothing: the engine then records no checkpoints.
+    durable: bool = True
+
+    def __init__(self, url: str, codec: ValueCodec) -> None:
+        self.url = url
+        self.codec = codec
+
+    # -- writes (the engine's side) --------------------------------------------------------
+
+    @abstractmethod
+    def job_created(self, job: NewJob) -> None:
+        """Store a new job (owned by ``job.owner``); replaces an older job of the same id."""
+
+    @abstractmethod
+    def activation_committed(self, commit: ActivationCommit) -> None:
+        """Store a finished activation and its checkpoint, all or nothing."""
+
+    @abstractmethod
+    def job_updated(self, update: JobUpdate) -> None:
+        """Store a status change of a job."""
+
+    def failure(self) -> BaseException | None:
+        """The error of a write that failed (the store then takes no more), else None."""
+        return None
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything handed over is committed; raises the store's failure."""
+        return None
+
+    def close(self) -> None:
+        """Flush and release the store's resources."""
+        return None
+
+    # -- reads and recovery (the CLI's side) -----------------------------------------------
+
+    @abstractmethod
+    def list_jobs(
+        self,
+        status: str | None = None,
+        flow_id: str | None = None,
+        limit: int = DEFAULT_LIST_LIMIT,
+    ) -> list[dict[str, Any]]:
+        """Job summaries, newest first."""
+
+    @abstractmethod
+    def load_job(self, job_id: str) -> StoredJob | None:
+        """One job with its activations, or None."""
+
+    @abstractmethod
+    def interrupted_jobs(self) -> list[tuple[str, float | None]]:
+        """Unfinished jobs owned by no live process: ``(job_id, wait)``, ``wait`` being the
+        seconds until the owner's lease runs out (None: claimable now)."""
+
+    @abstractmethod
+    def claim(self, job_id: str, owner: ProcessIdentity) -> StoredJob | None:
+        """Take an unfinished job whose owner is gone, atomically; None if it cannot be taken."""
+
+    @abstractmethod
+    def prune(self, finished_before: float) -> int:
+        """Delete finished jobs that ended before ``finished_before``; returns how many."""

@@ -1,0 +1,100 @@
+"""How a job store turns emitted data and state values into text: JSON, or pickle on request.
+
+Values are encoded when they are emitted or written, so data a store cannot keep is an
+error at the emit or state update that introduced it, naming the routine, key and type.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+from typing import Any
+
+from routilux_kernel.core.errors import RoutiluxError
+
+
+class StoreSerializationError(RoutiluxError, TypeError):
+    """A value cannot be kept by the job store's serializer."""
+
+
+class ValueCodec:
+    """JSON text (the default): lists, dicts with string keys, str, numbers, bool, None."""
+
+    name = "json"
+
+    def encode(self, value: Any, where: str) -> str:
+        """JSON text of ``value``; ``where`` names what wrote it (routine, emit or key)."""
+        try:
+            return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            path, culprit = _first_unserializable(value, "")
+            raise StoreSerializationError(
+                f"{where}: {'value' if not path else 'key ' + path} is a "
+                f"{type(culprit).__name__} ({culprit!r:.80}), which the job store cannot keep "
+                f"as JSON ({exc}); keep JSON data (str, int, float, bool, None, list, dict with "
+                "str keys) in emits and job state, or open the store with ?serializer=pickle"
+            ) from None
+
+    def decode(self, value: Any) -> Any:
+        """The value back from the parsed JSON of :meth:`encode`."""
+        return value
+
+
+class PickleCodec(ValueCodec):
+    """Pickle, base64 in a JSON string: any picklable value, readable only by Python."""
+
+    name = "pickle"
+
+    def encode(self, value: Any, where: str) -> str:
+        try:
+            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise StoreSerializationError(
+                f"{where}: a {type(value).__name__} cannot be pickled for the job store: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        return '"' + base64.b64encode(data).decode("ascii") + '"'
+
+    def decode(self, value: Any) -> Any:
+        return pickle.loads(base64.b64decode(value))  # noqa: S301 - opted in by the store URL
+
+
+CODECS: dict[str, ValueCodec] = {"json": ValueCodec(), "pickle": PickleCodec()}
+
+
+def codec_named(name: str, url: str) -> ValueCodec:
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise RoutiluxError(
+            f"job store {url!r}: unknown serializer {name!r}; known: {', '.join(CODECS)}"
+        ) from None
+
+
+def _first_unserializable(value: Any, path: str) -> tuple[str, Any]:
+    """The path to the first part of ``value`` that JSON cannot hold, and that part."""
+    found = _find(value, path)
+    return found if found is not None else (path, value)
+
+
+def _find(value: Any, path: str) -> tuple[str, Any] | None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path}[{key!r}]", key
+            found = _find(item, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _find(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, float):
+        return None if value == value and abs(value) != float("inf") else (path, value)
+    if value is None or isinstance(value, str | int | bool):
+        return None
+    return path, value

@@ -1,0 +1,293 @@
+"""Checkpoints of one job on a durable store: what each activation consumed, routed and wrote.
+
+Every item put into a slot gets a number (per job). An activation's recorder collects the
+numbers of the items its policy took, the items its emits routed (with their data) and its
+writes to the job state, all encoded when they happen. When the activation finishes, that
+is one :class:`ActivationCommit`. A commit is handed to the store only after the commits of
+the activations that produced its inputs, so after a crash no committed activation consumed
+an item whose producer is not committed: recovery re-runs exactly the uncommitted ones.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from routilux_kernel.core.effect_recording import (
+    RecordingSharedData,
+    RecordingSharedLog,
+    current_recorder,
+)
+from routilux_kernel.core.job_store import (
+    ActivationCommit,
+    JobStore,
+    JobUpdate,
+    NewJob,
+    ProcessIdentity,
+)
+
+if TYPE_CHECKING:
+    from routilux_kernel.core.flow import Flow
+    from routilux_kernel.core.job_state import JobState
+    from routilux_kernel.engine.activation import RoutineRun
+
+# The flow definition as JSON text, made once per flow version and store.
+_snapshots: weakref.WeakKeyDictionary[Flow, tuple[int, str | None]] = weakref.WeakKeyDictionary()
+
+
+def flow_snapshot(flow: Flow) -> str | None:
+    cached = _snapshots.get(flow)
+    if cached is not None and cached[0] == flow.version:
+        return cached[1]
+    try:
+        text: str | None = json.dumps(flow.to_dict(), default=repr)
+    except Exception:  # a flow built in code may hold routines no flow file can name
+        text = None
+    _snapshots[flow] = (flow.version, text)
+    return text
+
+
+class ActivationRecorder:
+    """The checkpoint of one activation, filled while it runs (see ``EffectRecorder``)."""
+
+    __slots__ = (
+        "checkpoints",
+        "job_state",
+        "number",
+        "routine_id",
+        "consumed",
+        "ops",
+        "produced",
+        "started_at",
+        "commit",
+        "parents",
+        "waiting",
+        "handed",
+        "ran",
+    )
+
+    def __init__(self, checkpoints: JobCheckpoints, number: int, routine_id: str) -> None:
+        self.checkpoints = checkpoints
+        self.job_state = checkpoints.job_state
+        self.number = number
+        self.routine_id = routine_id
+        self.consumed: list[int] = []
+        self.ops: list[str] = []
+        self.produced: list[int] = []
+        self.started_at = time.time()
+        self.commit: ActivationCommit | None = None
+        self.parents = 0
+        self.waiting: list[ActivationRecorder] = []
+        self.handed = False
+        self.ran = False  # its logic ran (else the job ended first and kept its data)
+
+    def record(self, kind: str, *args: Any) -> None:
+        encode = self.checkpoints.store.codec.encode
+        where = f"routine {self.routine_id!r} of job {self.job_state.job_id}"
+        if kind == "state":
+            routine_id, updates = args
+            text = encode(updates, f"{where}: update_routine_state({routine_id!r}, ...)")
+            self.ops.append(f'["state",{json.dumps(routine_id)},{text}]')
+        elif kind == "set":
+            key, value = args
+            text = encode(value, f"{where}: shared_data[{key!r}]")
+            self.ops.append(f'["set",{json.dumps(key)},{text}]')
+        elif kind == "delete":
+            self.ops.append(f'["delete",{json.dumps(args[0])}]')
+        elif kind == "clear":
+            self.ops.append('["clear"]')
+        elif kind == "append":
+            self.ops.append(f'["append",{encode(args[0], f"{where}: shared_log.append")}]')
+
+
+class JobCheckpoints:
+    """The checkpoint bookkeeping of one job run (item numbers, recorders, commit order)."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        job_state: JobState,
+        next_item: int = 1,
+        next_activation: int = 1,
+        numbered: dict[tuple[str, str], deque[int]] | None = None,
+    ) -> None:
+        self.store = store
+        self.job_state = job_state
+        self._next_item = next_item
+        self._next_activation = next_activation
+        #: Numbers of the items in each (routine, slot) queue, in queue order (job lock).
+        self._queued: dict[tuple[str, str], deque[int]] = {}
+        #: Numbers for the items ``JobRun.start`` delivers again (a recovered job's queues).
+        self._renumber = numbered or {}
+        self._producers: dict[int, ActivationRecorder] = {}  # until the producer is handed over
+        self._lock = threading.Lock()
+        job_state.shared_data = RecordingSharedData(job_state, job_state.shared_data)
+        job_state.shared_log = RecordingSharedLog(job_state, job_state.shared_log)
+
+    # -- creation --------------------------------------------------------------------------
+
+    def store_new_job(
+        self,
+        flow: Flow,
+        entries: list[tuple[str, str]],
+        params: dict[str, Any],
+        owner: ProcessIdentity,
+    ) -> None:
+        """Number the data ``start`` will deliver and store the job before it starts."""
+        state = self.job_state
+        encode = self.store.codec.encode
+        items: list[tuple[int, str, str, str]] = []
+        for routine_id, slots in state.unconsumed.items():
+            for slot, values in slots.items():
+                for value in values:
+                    where = f"job {state.job_id}: data left in {routine_id}.{slot}"
+                    items.append(
+                        (self._number(routine_id, slot), routine_id, slot, encode(value, where))
+                    )
+        if entries:
+            text = encode(params, f"job {state.job_id} of flow {flow.flow_id!r}: entry_params")
+            for routine_id, slot in entries:
+                items.append((self._number(routine_id, slot), routine_id, slot, text))
+        self.store.job_created(
+            NewJob(
+                job_id=state.job_id,
+                flow_id=flow.flow_id,
+                flow_snapshot=flow_snapshot(flow),
+                flow_source=getattr(flow, "source_file", None),
+                entry_items=items,
+                created_at=state.created_at,
+                owner=owner,
+            )
+        )
+
+    def _number(self, routine_id: str, slot: str) -> int:
+        number = self._next_item
+        self._next_item += 1
+        self._renumber.setdefault((routine_id, slot), deque()).append(number)
+        return number
+
+    # -- while the job runs (callers hold the job's lock where noted) ------------------------
+
+    def delivered(self, routine_id: str, slot: str) -> None:
+        """``start`` put an already numbered item in a queue (job lock held)."""
+        self._queued.setdefault((routine_id, slot), deque()).append(
+            self._renumber[(routine_id, slot)].popleft()
+        )
+
+    def encode_emit(self, routine_id: str, event: str, data: dict[str, Any]) -> str:
+        """Encode an emit before anything of it is delivered: a bad value refuses it whole."""
+        where = f"routine {routine_id!r} of job {self.job_state.job_id}: emit({event!r})"
+        return self.store.codec.encode(data, where)
+
+    def routed(self, routine_id: str, slot: str, text: str) -> None:
+        """An emit put an item in a queue (job lock held); the emitting activation owns it."""
+        number = self._next_item
+        self._next_item += 1
+        self._queued.setdefault((routine_id, slot), deque()).append(number)
+        recorder = current_recorder.get()
+        if isinstance(recorder, ActivationRecorder) and recorder.checkpoints is self:
+            recorder.ops.append(
+                f'["item",{number},{json.dumps(routine_id)},{json.dumps(slot)},{text}]'
+            )
+            recorder.produced.append(number)
+            with self._lock:
+                self._producers[number] = recorder
+
+    def activation_made(self, run: RoutineRun) -> ActivationRecorder:
+        """A policy took items from the front of the queues (job lock held): name them."""
+        recorder = ActivationRecorder(self, self._next_activation, run.routine_id)
+        self._next_activation += 1
+        for slot in run.slot_names:
+            numbers = self._queued.get((run.routine_id, slot))
+            if numbers:
+                for _ in range(len(numbers) - run._length(slot)):
+                    recorder.consumed.append(numbers.popleft())
+        return recorder
+
+    def activation_finished(
+        self, recorder: ActivationRecorder, attempt: int, error: BaseException | None
+    ) -> BaseException | None:
+        """Hand the commit over once its inputs' producers are; returns a store failure."""
+        recorder.commit = ActivationCommit(
+            job_id=self.job_state.job_id,
+            number=recorder.number,
+            routine_id=recorder.routine_id,
+            started_at=recorder.started_at,
+            finished_at=time.time(),
+            outcome="completed" if error is None else "failed",
+            attempt=attempt,
+            consumed=recorder.consumed,
+            effects="[" + ",".join(recorder.ops) + "]",
+            error=None if error is None else f"{type(error).__name__}: {error}",
+            traceback=None if error is None else _traceback_text(error),
+        )
+        with self._lock:
+            for number in recorder.consumed:
+                parent = self._producers.get(number)
+                if parent is not None and not parent.handed:
+                    parent.waiting.append(recorder)
+                    recorder.parents += 1
+            if recorder.parents == 0:
+                self._hand_over_locked(recorder)
+        return self.store.failure()
+
+    def _hand_over_locked(self, first: ActivationRecorder) -> None:
+        ready = [first]
+        while ready:
+            recorder = ready.pop()
+            assert recorder.commit is not None
+            recorder.handed = True
+            for number in recorder.produced:
+                self._producers.pop(number, None)
+            try:
+                self.store.activation_committed(recorder.commit)
+            except Exception:  # the store failed: activation_finished reports it
+                pass
+            for child in recorder.waiting:
+                child.parents -= 1
+                if child.parents == 0:
+                    ready.append(child)
+            recorder.waiting = []
+
+    def job_finished(self) -> None:
+        """Store the job's outcome after every commit of it that can still be handed over."""
+        state = self.job_state
+        with self._lock:
+            # Left waiting only on logic that outlived its (now terminal) job: order no longer
+            # matters, recovery never runs a finished job.
+            orphans = {
+                child
+                for parent in self._producers.values()
+                for child in parent.waiting
+                if child.commit is not None
+            }
+            for child in orphans:
+                child.parents = 0
+                self._hand_over_locked(child)
+        error = state.exception
+        try:
+            self.store.job_updated(
+                JobUpdate(
+                    job_id=state.job_id,
+                    status=str(state.status),
+                    started_at=state.started_at,
+                    finished_at=state.finished_at,
+                    error=None if error is None else f"{type(error).__name__}: {state.error}",
+                    traceback=None if error is None else _traceback_text(error),
+                    final_state=json.dumps(state.to_dict(), default=repr),
+                )
+            )
+        except Exception:  # a failed store already failed this job; nothing more to keep
+            pass
+
+
+def _traceback_text(error: BaseException) -> str:
+    text = getattr(error, "traceback_text", None)  # a RoutineError from a remote worker
+    if isinstance(text, str) and text:
+        return text
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))

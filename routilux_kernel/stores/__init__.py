@@ -1,0 +1,1 @@
+"""Built-in job stores: ``memory`` and ``sqlite:///`` (registered by the composition root)."""

@@ -1,0 +1,303 @@
+"""The ``sqlite:///`` job store: stdlib sqlite3, WAL, grouped writes, claims by transaction.
+
+``sqlite:///runs.db`` is relative to the working directory, ``sqlite:////abs/runs.db``
+absolute. ``?serializer=pickle`` keeps any picklable value (JSON is the default).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from routilux_kernel.core.job_store import (
+    DEFAULT_LIST_LIMIT,
+    TERMINAL_STATUSES,
+    ActivationCommit,
+    JobStore,
+    JobStoreError,
+    JobUpdate,
+    NewJob,
+    ProcessIdentity,
+    StoredJob,
+    process_is_alive,
+)
+from routilux_kernel.core.markers import hookimpl
+from routilux_kernel.core.value_codecs import codec_named
+from routilux_kernel.stores.sqlite_schema import connect, sqlite_path
+from routilux_kernel.stores.sqlite_writer import GroupedWriter
+
+_SUMMARY = (
+    "job_id, flow_id, status, created_at, started_at, finished_at, error, owner_pid, owner_host"
+)
+
+
+class SqliteJobStore(JobStore):
+    """A job store in one SQLite file, shared by the processes of one machine."""
+
+    def __init__(self, url: str) -> None:
+        query = parse_qs(url.partition("?")[2])
+        unknown = sorted(set(query) - {"serializer"})
+        if unknown:
+            raise JobStoreError(
+                f"job store {url!r}: unknown option(s) {', '.join(unknown)}; known: serializer"
+            )
+        super().__init__(url, codec_named(query.get("serializer", ["json"])[-1], url))
+        self.path: Path = sqlite_path(url)
+        self.owner = ProcessIdentity.current()
+        self._writer: GroupedWriter | None = None
+        self._writer_lock = threading.Lock()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def open_for_writing(self) -> None:
+        """Create or migrate the file and start the writer (done by the first write)."""
+        self._writer_for()
+
+    def _writer_for(self) -> GroupedWriter:
+        writer = self._writer
+        if writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    connection = connect(self.url, self.path, write=True)
+                    self._check_serializer(connection)
+                    self._writer = GroupedWriter(self.url, connection, self.owner)
+                writer = self._writer
+        return writer
+
+    def _check_serializer(self, connection: sqlite3.Connection) -> None:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'serializer'").fetchone()
+        if row is None:
+            connection.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('serializer', ?)",
+                (self.codec.name,),
+            )
+        elif row[0] != self.codec.name:
+            connection.close()
+            raise JobStoreError(
+                f"job store {self.url!r}: {self.path} keeps values as {row[0]}, but the URL "
+                f"asks for {self.codec.name}; use ?serializer={row[0]}"
+            )
+
+    def job_created(self, job: NewJob) -> None:
+        self._writer_for().hand_over(job)
+
+    def activation_committed(self, commit: ActivationCommit) -> None:
+        self._writer_for().hand_over(commit)
+
+    def job_updated(self, update: JobUpdate) -> None:
+        self._writer_for().hand_over(update)
+
+    def failure(self) -> BaseException | None:
+        writer = self._writer
+        return writer.failure if writer is not None else None
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self._writer is not None:
+            self._writer.flush(timeout)
+
+    def close(self) -> None:
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _read(self) -> sqlite3.Connection:
+        return connect(self.url, self.path, write=False)
+
+    def list_jobs(
+        self,
+        status: str | None = None,
+        flow_id: str | None = None,
+        limit: int = DEFAULT_LIST_LIMIT,
+    ) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        where, args = [], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if flow_id is not None:
+            where.append("flow_id = ?")
+            args.append(flow_id)
+        sql = f"SELECT {_SUMMARY}, (SELECT count(*) FROM activations a WHERE a.job_id = j.job_id)"
+        sql += " FROM jobs j" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created_at DESC, job_id LIMIT ?"
+        connection = self._read()
+        try:
+            rows = connection.execute(sql, (*args, limit)).fetchall()
+        finally:
+            connection.close()
+        names = [*(name.strip() for name in _SUMMARY.split(",")), "activations"]
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def load_job(self, job_id: str) -> StoredJob | None:
+        if not self.path.exists():
+            return None
+        connection = self._read()
+        try:
+            return self._load(connection, job_id)
+        finally:
+            connection.close()
+
+    def _load(self, connection: sqlite3.Connection, job_id: str) -> StoredJob | None:
+        row = connection.execute(
+            "SELECT j.job_id, j.flow_id, f.snapshot, j.flow_source, j.status, j.created_at, "
+            "j.started_at, j.finished_at, j.error, j.traceback, j.owner_pid, j.owner_host, "
+            "j.owner_started, j.lease_until, j.entry_items, j.final_state FROM jobs j "
+            "LEFT JOIN flows f ON f.flow_key = j.flow_key WHERE j.job_id = ?",
+            (job_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        decode = self.codec.decode
+        owner = None if row[10] is None else ProcessIdentity(row[10], row[11], row[12] or "")
+        activations = []
+        for (
+            number,
+            routine_id,
+            started,
+            finished,
+            outcome,
+            attempt,
+            error,
+            trace,
+            consumed,
+            effects,
+        ) in connection.execute(
+            "SELECT number, routine_id, started_at, finished_at, outcome, attempt, error, "
+            "traceback, consumed, effects FROM activations WHERE job_id = ? ORDER BY rowid",
+            (job_id,),
+        ):
+            activations.append(
+                {
+                    "number": number,
+                    "routine_id": routine_id,
+                    "started_at": started,
+                    "finished_at": finished,
+                    "outcome": outcome,
+                    "attempt": attempt,
+                    "error": error,
+                    "traceback": trace,
+                    "consumed": json.loads(consumed),
+                    "effects": json.loads(effects),
+                }
+            )
+        return StoredJob(
+            job_id=row[0],
+            flow_id=row[1],
+            flow_snapshot=row[2],
+            flow_source=row[3],
+            status=row[4],
+            created_at=row[5],
+            started_at=row[6],
+            finished_at=row[7],
+            error=row[8],
+            traceback=row[9],
+            owner=owner,
+            lease_until=row[13],
+            entry_items=[
+                (n, rid, slot, decode(data)) for n, rid, slot, data in json.loads(row[14])
+            ],
+            final_state=None if row[15] is None else json.loads(row[15]),
+            activations=activations,
+        )
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    def interrupted_jobs(self) -> list[tuple[str, float | None]]:
+        if not self.path.exists():
+            return []
+        connection = self._read()
+        try:
+            rows = connection.execute(
+                "SELECT job_id, owner_pid, owner_host, owner_started, lease_until FROM jobs "
+                f"WHERE status NOT IN {TERMINAL_STATUSES} ORDER BY created_at"
+            ).fetchall()
+        finally:
+            connection.close()
+        found = []
+        for job_id, pid, host, started, lease_until in rows:
+            wait = self._owner_wait(ProcessIdentity(pid, host, started or ""), lease_until)
+            if wait is not False:
+                found.append((job_id, wait))
+        return found
+
+    def _owner_wait(self, owner: ProcessIdentity, lease_until: float | None) -> float | None | bool:
+        """None: the owner is gone; seconds: wait for its lease; False: it is alive."""
+        if owner == self.owner:
+            return False  # this very process runs it
+        if owner.host == self.owner.host:
+            return False if process_is_alive(owner) else None
+        left = (lease_until or 0.0) - time.time()
+        return None if left <= 0 else left
+
+    def claim(self, job_id: str, owner: ProcessIdentity) -> StoredJob | None:
+        connection = connect(self.url, self.path, write=True)
+        try:
+            connection.execute("BEGIN IMMEDIATE")  # one claimer at a time, across processes
+            try:
+                row = connection.execute(
+                    "SELECT status, owner_pid, owner_host, owner_started, lease_until FROM jobs "
+                    "WHERE job_id = ?",
+                    (job_id,),
+                ).fetchone()
+                if row is None or row[0] in TERMINAL_STATUSES:
+                    connection.execute("ROLLBACK")
+                    return None
+                previous = ProcessIdentity(row[1], row[2], row[3] or "")
+                if self._owner_wait(previous, row[4]) is not None:
+                    connection.execute("ROLLBACK")
+                    return None
+                connection.execute(
+                    "UPDATE jobs SET owner_pid = ?, owner_host = ?, owner_started = ?, "
+                    "lease_until = ?, status = 'running' WHERE job_id = ?",
+                    (owner.pid, owner.host, owner.started, time.time() + 30.0, job_id),
+                )
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            return self._load(connection, job_id)
+        except sqlite3.Error as exc:
+            raise JobStoreError(
+                f"job store {self.url!r}: claiming job {job_id} failed: {exc}"
+            ) from exc
+        finally:
+            connection.close()
+
+    def prune(self, finished_before: float) -> int:
+        connection = connect(self.url, self.path, write=True)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            ids = [
+                row[0]
+                for row in connection.execute(
+                    f"SELECT job_id FROM jobs WHERE status IN {TERMINAL_STATUSES} "
+                    "AND finished_at < ?",
+                    (finished_before,),
+                )
+            ]
+            connection.executemany("DELETE FROM activations WHERE job_id = ?", [(i,) for i in ids])
+            connection.executemany("DELETE FROM jobs WHERE job_id = ?", [(i,) for i in ids])
+            connection.execute(
+                "DELETE FROM flows WHERE flow_key NOT IN "
+                "(SELECT flow_key FROM jobs WHERE flow_key IS NOT NULL)"
+            )
+            connection.execute("COMMIT")
+            return len(ids)
+        finally:
+            connection.close()
+
+
+@hookimpl
+def register_job_stores(register: Callable[..., None]) -> None:
+    register("sqlite", SqliteJobStore)

@@ -1,0 +1,217 @@
+"""Grouped writes to a SQLite job store: one thread commits whatever queued up, in one go.
+
+Writes are taken in the order they were handed over and committed together, so a commit
+never lands before one it depends on. The thread commits as soon as there is work; writes
+handed over while a transaction runs go into the next one, which is what groups them.
+A failed transaction (disk full, I/O error) is rolled back: what was committed before stays,
+and the store takes no more writes, so the engine fails the jobs that depend on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from typing import Any
+
+from loguru import logger
+
+from routilux_kernel.core.job_store import (
+    ActivationCommit,
+    JobStoreError,
+    JobUpdate,
+    NewJob,
+    ProcessIdentity,
+)
+
+#: Seconds an owner's claim on its running jobs lasts without renewal (other hosts wait it out).
+LEASE_SECONDS = 30.0
+
+Write = NewJob | ActivationCommit | JobUpdate
+
+
+class GroupedWriter:
+    """The writer thread of one store connection."""
+
+    def __init__(self, url: str, connection: sqlite3.Connection, owner: ProcessIdentity) -> None:
+        self.url = url
+        self.owner = owner
+        self._connection = connection
+        self._pending: list[Write] = []
+        self._flows: dict[str, str | None] = {}
+        self._flow_keys: dict[str, str] = {}  # snapshot text -> its key in the flows table
+        self._changed = threading.Condition()
+        self._handed = 0  # writes handed over
+        self._done = 0  # writes committed (or dropped after a failure)
+        self._closing = False
+        self.failure: JobStoreError | None = None
+        self._next_lease = 0.0
+        self._thread = threading.Thread(
+            target=self._loop, name="routilux-store-writer", daemon=True
+        )
+        self._thread.start()
+
+    def hand_over(self, write: Write) -> None:
+        with self._changed:
+            if self.failure is not None:
+                raise self.failure
+            if self._closing:
+                raise JobStoreError(f"job store {self.url!r} is closed")
+            if isinstance(write, NewJob) and write.flow_snapshot is not None:
+                key = self._flow_keys.get(write.flow_snapshot)
+                if key is None:
+                    digest = hashlib.sha256(write.flow_snapshot.encode()).hexdigest()[:24]
+                    key = self._flow_keys[write.flow_snapshot] = digest
+                    self._flows[key] = write.flow_snapshot
+            self._pending.append(write)
+            self._handed += 1
+            self._changed.notify_all()
+
+    def flush(self, timeout: float | None = None) -> None:
+        with self._changed:
+            target = self._handed
+            if not self._changed.wait_for(lambda: self._done >= target, timeout):
+                raise JobStoreError(
+                    f"job store {self.url!r}: writes still pending after {timeout}s"
+                )
+            if self.failure is not None:
+                raise self.failure
+
+    def close(self) -> None:
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        self._thread.join()
+        self._connection.close()
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._pending or self._closing, self._lease_wait())
+                batch, self._pending = self._pending, []
+                flows, self._flows = self._flows, {}
+                closing = self._closing
+            if batch or time.time() >= self._next_lease:
+                self._commit(batch, flows)
+            with self._changed:
+                self._done += len(batch)
+                self._changed.notify_all()
+                if closing and not self._pending:
+                    return
+
+    def _lease_wait(self) -> float:
+        return max(0.0, self._next_lease - time.time())
+
+    def _commit(self, batch: list[Write], flows: dict[str, str | None]) -> None:
+        if self.failure is not None:
+            return  # dropped: the engine was told and fails the jobs concerned
+        now = time.time()
+        jobs = [w for w in batch if isinstance(w, NewJob)]
+        commits = [w for w in batch if isinstance(w, ActivationCommit)]
+        updates = [w for w in batch if isinstance(w, JobUpdate)]
+        owner = self.owner
+        connection = self._connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            if flows:
+                connection.executemany(
+                    "INSERT OR IGNORE INTO flows (flow_key, snapshot) VALUES (?, ?)",
+                    flows.items(),
+                )
+            if jobs:
+                connection.executemany(
+                    "DELETE FROM activations WHERE job_id = ?", [(j.job_id,) for j in jobs]
+                )
+                connection.executemany(
+                    "INSERT OR REPLACE INTO jobs (job_id, flow_id, flow_key, flow_source, "
+                    "status, created_at, owner_pid, owner_host, owner_started, lease_until, "
+                    "entry_items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [_job_row(j, self._flow_keys, now + LEASE_SECONDS) for j in jobs],
+                )
+            if commits:
+                connection.executemany(
+                    "INSERT OR REPLACE INTO activations (job_id, number, routine_id, started_at, "
+                    "finished_at, outcome, attempt, error, traceback, consumed, effects) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [_activation_row(c) for c in commits],
+                )
+            if updates:
+                connection.executemany(
+                    "UPDATE jobs SET status = ?, started_at = ?, finished_at = ?, error = ?, "
+                    "traceback = ?, final_state = ? WHERE job_id = ?",
+                    [
+                        (
+                            u.status,
+                            u.started_at,
+                            u.finished_at,
+                            u.error,
+                            u.traceback,
+                            u.final_state,
+                            u.job_id,
+                        )
+                        for u in updates
+                    ],
+                )
+            if now >= self._next_lease:
+                connection.execute(
+                    "UPDATE jobs SET lease_until = ? WHERE owner_pid = ? AND owner_host = ? "
+                    "AND owner_started = ? AND status IN ('running', 'pending')",
+                    (now + LEASE_SECONDS, owner.pid, owner.host, owner.started),
+                )
+                self._next_lease = now + LEASE_SECONDS / 3
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            failure = JobStoreError(
+                f"job store {self.url!r}: a write failed ({type(exc).__name__}: {exc}); what "
+                "was committed before is kept, the jobs running in this process fail and "
+                "'routilux jobs resume --interrupted' finishes them once the fault is fixed"
+            )
+            logger.error("{}", failure)
+            with self._changed:
+                self.failure = failure
+
+
+def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> tuple[Any, ...]:
+    items = (
+        "["
+        + ",".join(
+            f"[{n},{json.dumps(rid)},{json.dumps(slot)},{data}]"
+            for n, rid, slot, data in job.entry_items
+        )
+        + "]"
+    )
+    return (
+        job.job_id,
+        job.flow_id,
+        None if job.flow_snapshot is None else flow_keys.get(job.flow_snapshot),
+        job.flow_source,
+        job.status,
+        job.created_at,
+        job.owner.pid,
+        job.owner.host,
+        job.owner.started,
+        lease_until,
+        items,
+    )
+
+
+def _activation_row(commit: ActivationCommit) -> tuple[Any, ...]:
+    return (
+        commit.job_id,
+        commit.number,
+        commit.routine_id,
+        commit.started_at,
+        commit.finished_at,
+        commit.outcome,
+        commit.attempt,
+        commit.error,
+        commit.traceback,
+        json.dumps(commit.consumed),
+        commit.effects,
+    )

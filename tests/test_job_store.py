@@ -1,0 +1,276 @@
+"""The job store: what a durable run keeps, serialization errors, store selection, bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from routilux_kernel import Flow, Routine, Runtime
+from routilux_kernel.cli import main
+from routilux_kernel.core.job_store import JobStoreError
+from routilux_kernel.core.value_codecs import StoreSerializationError
+from routilux_kernel.stores.sqlite_store import SqliteJobStore
+
+WAIT = 10.0  # upper bound of any wait; longer is a hang
+
+FLOWS = Path(__file__).parent / "durable_flows"
+
+
+class Forward(Routine):
+    """Counts its activations in its state, logs its id and emits ``payload(n)``."""
+
+    def __init__(self, payload: Any = None) -> None:
+        super().__init__()
+        self.add_slot("trigger")
+        self.add_event("out")
+        self.payload = payload
+
+    def logic(self, slot_data: dict[str, Any], message: Any, job_state: Any) -> None:
+        routine_id = job_state.current_routine_id
+        count = job_state.get_routine_state(routine_id, {}).get("count", 0)
+        job_state.update_routine_state(routine_id, {"count": count + 1})
+        job_state.shared_data[routine_id] = slot_data["trigger"][0].get("n")
+        n = slot_data["trigger"][0].get("n", 0)
+        self.emit("out", n=n + 1, extra=self.payload)
+
+
+def chain(payload: Any = None) -> Flow:
+    flow = Flow("chain3")
+    for routine_id in ("a", "b", "c"):
+        flow.add_routine(Forward(payload if routine_id == "b" else None), routine_id)
+    flow.connect("a", "out", "b", "trigger")
+    flow.connect("b", "out", "c", "trigger")
+    return flow
+
+
+def test_a_durable_run_keeps_the_job_its_flow_and_one_row_per_activation(tmp_path, make_runtime):
+    url = f"sqlite:///{tmp_path}/runs.db"  # sqlite:////abs/path (absolute)
+    runtime = make_runtime(store=url)
+    state = runtime.run(chain(), {"n": 1}, timeout=WAIT)
+    assert state.status == "completed"
+    runtime.store.flush()
+    stored = runtime.store.load_job(state.job_id)
+    assert stored is not None
+    assert (stored.flow_id, stored.status) == ("chain3", "completed")
+    assert stored.final_state["routine_states"] == {
+        "a": {"count": 1},
+        "b": {"count": 1},
+        "c": {"count": 1},
+    }
+    assert stored.final_state["shared_data"] == {"a": 1, "b": 2, "c": 3}
+    assert json.loads(stored.flow_snapshot)["connections"] == [
+        "a.out -> b.trigger",
+        "b.out -> c.trigger",
+    ]
+    assert stored.entry_items == [(1, "a", "trigger", {"n": 1})]
+    rows = stored.activations
+    assert [(r["routine_id"], r["outcome"], r["attempt"]) for r in rows] == [
+        ("a", "completed", 0),
+        ("b", "completed", 0),
+        ("c", "completed", 0),
+    ]
+    # a consumed the entry item and routed item 2 into b, which consumed it, and so on
+    assert [r["consumed"] for r in rows] == [[1], [2], [3]]
+    assert all(r["started_at"] <= r["finished_at"] for r in rows)
+
+
+def test_the_id_a_routine_sees_is_the_stored_id(tmp_path, make_runtime):
+    seen = []
+    flow = Flow("ids")
+    routine = Routine()
+    routine.add_slot("trigger")
+    routine.set_logic(lambda data, message, job_state: seen.append(job_state.job_id))
+    flow.add_routine(routine, "only")
+    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    state = runtime.run(flow, timeout=WAIT)
+    runtime.store.flush()
+    assert [job["job_id"] for job in runtime.store.list_jobs()] == seen == [state.job_id]
+
+
+def test_an_emit_the_store_cannot_keep_fails_at_the_emit_naming_routine_key_and_type(
+    tmp_path, make_runtime
+):
+    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    state = runtime.run(chain(payload={"when": object()}), {"n": 1}, timeout=WAIT)
+    assert state.status == "failed"
+    assert isinstance(state.error, StoreSerializationError)
+    message = str(state.error)
+    assert "routine 'b'" in message and "emit('out')" in message
+    assert "key extra.when is a object" in message and "serializer=pickle" in message
+    assert state.error_routine_id == "b"
+    # nothing of the refused emit was delivered: c never ran
+    assert state.get_routine_state("c") is None
+
+
+def test_a_state_write_the_store_cannot_keep_fails_naming_routine_and_key(tmp_path, make_runtime):
+    flow = Flow("bad_state")
+    routine = Routine()
+    routine.add_slot("trigger")
+    routine.set_logic(
+        lambda data, message, job_state: job_state.update_routine_state(
+            "writer", {"ok": 1, "when": {1, 2}}
+        )
+    )
+    flow.add_routine(routine, "writer")
+    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    state = runtime.run(flow, timeout=WAIT)
+    assert state.status == "failed"
+    assert "update_routine_state('writer', ...): key when is a set" in str(state.error)
+    assert state.get_routine_state("writer") is None  # refused before it was applied
+
+
+def test_pickle_is_an_opt_in_that_keeps_any_picklable_value(tmp_path, make_runtime):
+    url = f"sqlite:///{tmp_path}/runs.db?serializer=pickle"
+    runtime = make_runtime(store=url)
+    state = runtime.run(chain(payload={"when": {1, 2}}), {"n": 1}, timeout=WAIT)
+    assert state.status == "completed"
+    runtime.store.flush()
+    stored = runtime.store.load_job(state.job_id)
+    emitted = stored.activations[1]["effects"][-1]
+    assert emitted[0] == "item" and runtime.store.codec.decode(emitted[4])["extra"] == {
+        "when": {1, 2}
+    }
+    runtime.shutdown()
+    with pytest.raises(JobStoreError, match=r"keeps values as pickle.*serializer=pickle"):
+        Runtime(store=f"sqlite:///{tmp_path}/runs.db").exec(chain(), {"n": 1})
+
+
+def test_the_store_is_chosen_by_code_then_environment_then_config(
+    tmp_path, monkeypatch, make_runtime
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROUTILUX_STORE")
+    assert make_runtime().store.url == "memory"
+    (tmp_path / "routilux.toml").write_text('store = "sqlite:///from_config.db"\n')
+    assert make_runtime().store.url == "sqlite:///from_config.db"
+    monkeypatch.setenv("ROUTILUX_STORE", "sqlite:///from_env.db")
+    assert make_runtime().store.url == "sqlite:///from_env.db"
+    assert make_runtime(store="memory").store.url == "memory"
+    with pytest.raises(
+        JobStoreError, match=r"unknown job store 'postgres'; installed: memory, sqlite"
+    ):
+        make_runtime(store="postgres://localhost/x")
+
+
+def _store_with_version(path: Path, version: int) -> bytes:
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version = {version}")
+    connection.execute("CREATE TABLE other (x)")
+    connection.commit()
+    connection.close()
+    return path.read_bytes()
+
+
+def test_a_store_of_a_newer_schema_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "runs.db"
+    before = _store_with_version(path, 99)
+    with pytest.raises(JobStoreError, match=r"schema version 99, newer than .* understands \(2\)"):
+        Runtime(store=f"sqlite:///{path}").exec(chain(), {"n": 1})
+    assert path.read_bytes() == before
+
+
+def test_a_file_that_is_not_a_store_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "runs.db"
+    path.write_bytes(b"not a database, just some text " * 200)
+    before = path.read_bytes()
+    with pytest.raises(JobStoreError, match=r"not a routilux job store \(or it is corrupt\)"):
+        Runtime(store=f"sqlite:///{path}").exec(chain(), {"n": 1})
+    assert path.read_bytes() == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
+def test_a_read_only_store_is_refused(tmp_path):
+    path = tmp_path / "runs.db"
+    SqliteJobStore(f"sqlite:///{path}").open_for_writing()
+    path.chmod(0o444)
+    with pytest.raises(JobStoreError, match=r"runs.db is read-only"):
+        Runtime(store=f"sqlite:///{path}").exec(chain(), {"n": 1})
+
+
+def test_an_older_schema_is_migrated(tmp_path):
+    from routilux_kernel.stores.sqlite_schema import MIGRATIONS
+
+    path = tmp_path / "runs.db"
+    connection = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        connection.execute(statement)
+    connection.execute("PRAGMA user_version = 1")
+    connection.commit()
+    connection.close()
+    with Runtime(store=f"sqlite:///{path}") as runtime:
+        assert runtime.run(chain(), {"n": 1}, timeout=WAIT).status == "completed"
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+    indexes = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert {"jobs_by_flow", "jobs_by_finish"} <= indexes
+
+
+def test_a_failed_write_fails_the_job_and_keeps_what_was_committed(tmp_path, make_runtime, gates):
+    path = tmp_path / "runs.db"
+    runtime = make_runtime(store=f"sqlite:///{path}")
+    first = runtime.run(chain(), {"n": 1}, timeout=WAIT)
+    runtime.store.flush()
+    # A store that cannot grow any more: SQLite reports "database or disk is full".
+    runtime.store._writer._connection.execute("PRAGMA max_page_count = 1")
+    gate = gates.new()
+    flow = chain(payload="x" * 20000)
+    held = flow.routines["c"]
+    held.set_logic(lambda data, message, job_state: gate.wait(WAIT))
+    second = runtime.exec(flow, {"n": 1})
+    with pytest.raises(JobStoreError, match=r"a write failed .*full.*what was committed"):
+        runtime.store.flush(WAIT)  # a's or b's commit could not be written
+    gate.set()
+    assert second.wait(WAIT)
+    assert second.status == "failed" and "a write failed" in str(second.error)
+    reader = SqliteJobStore(f"sqlite:///{path}")
+    kept = reader.load_job(first.job_id)
+    assert kept.status == "completed" and len(kept.activations) == 3
+
+
+def test_jobs_list_show_and_prune_on_the_command_line(tmp_path, make_runtime, capsys):
+    url = f"sqlite:///{tmp_path}/runs.db"
+    runtime = make_runtime(store=url)
+    states = [runtime.run(chain(), {"n": i}, timeout=WAIT) for i in range(3)]
+    runtime.shutdown()
+    capsys.readouterr()
+    assert main(["jobs", "list", "--store", url, "--json", "--limit", "2"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [job["job_id"] for job in listed] == [states[2].job_id, states[1].job_id]
+    assert listed[0]["status"] == "completed" and listed[0]["activations"] == 3
+    assert main(["jobs", "list", "--store", url, "--json", "--flow", "other"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["jobs", "show", states[0].job_id, "--store", url, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["job_id"] == states[0].job_id and shown["flow_id"] == "chain3"
+    assert shown["status"] == "completed"
+    assert shown["routine_states"] == {"a": {"count": 1}, "b": {"count": 1}, "c": {"count": 1}}
+    assert shown["shared_data"] == {"a": 0, "b": 1, "c": 2}
+    assert [row["routine_id"] for row in shown["activations"]] == ["a", "b", "c"]
+    assert main(["jobs", "show", "nope", "--store", url]) == 2
+    assert "job 'nope' is not in job store" in capsys.readouterr().err
+    assert main(["jobs", "prune", "--older-than", "1h", "--store", url]) == 0
+    assert "pruned 0 finished jobs" in capsys.readouterr().out
+    assert main(["jobs", "prune", "--older-than", "0s", "--store", url]) == 0
+    assert "pruned 3 finished jobs" in capsys.readouterr().out
+    assert main(["jobs", "prune", "--older-than", "soon", "--store", url]) == 2
+    assert "expected a number and a unit" in capsys.readouterr().err
+
+
+def test_run_stores_every_job_under_the_working_directory_by_default(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROUTILUX_STORE")
+    code = main(["run", str(FLOWS / "chain.yaml"), "--jobs", "3", "--json"])
+    assert code == 0
+    ran = [record["job_id"] for record in json.loads(capsys.readouterr().out)]
+    assert (tmp_path / ".routilux" / "runs.db").is_file()
+    assert main(["jobs", "list", "--json"]) == 0
+    stored = json.loads(capsys.readouterr().out)
+    assert sorted(job["job_id"] for job in stored) == sorted(ran)
+    assert {job["status"] for job in stored} == {"completed"}
+    assert sys.path  # the flow file's folder was put on sys.path by run, as before

@@ -1,0 +1,113 @@
+"""Recovery after a real crash: the driver is killed with SIGKILL, then jobs are resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from routilux_kernel.cli import main
+from routilux_kernel.stores.sqlite_store import SqliteJobStore
+
+FLOWS = Path(__file__).parent / "durable_flows"
+ROUTILUX = [sys.executable, "-m", "routilux_kernel.cli"]
+WAIT = 20.0
+
+
+def _committed(db: Path, routine_id: str) -> int:
+    if not db.exists():
+        return 0
+    connection = sqlite3.connect(db)
+    try:
+        return connection.execute(
+            "SELECT count(*) FROM activations WHERE routine_id = ?", (routine_id,)
+        ).fetchone()[0]
+    except sqlite3.OperationalError:  # the schema is being created
+        return 0
+    finally:
+        connection.close()
+
+
+def crashed_run(tmp_path: Path, jobs: int) -> tuple[Path, str]:
+    """Run held_chain until every job's first routine committed and second is held, then
+    SIGKILL the driver: each job is interrupted inside ``second``."""
+    hold = tmp_path / "open-the-gate"
+    flow_file = tmp_path / "held_chain.yaml"
+    flow_file.write_text((FLOWS / "held_chain.yaml").read_text().replace("HOLD", str(hold)))
+    (tmp_path / "durable_steps.py").write_text((FLOWS / "durable_steps.py").read_text())
+    db = tmp_path / "runs.db"
+    url = f"sqlite:///{db}"
+    env = {**os.environ, "ROUTILUX_STORE": "memory"}  # --store must win over it
+    driver = subprocess.Popen(
+        [*ROUTILUX, "run", str(flow_file), "--jobs", str(jobs), "--store", url],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + WAIT
+    while _committed(db, "first") < jobs:  # a condition on the store, not a timed guess
+        assert driver.poll() is None, driver.stderr.read().decode()
+        assert time.monotonic() < deadline, "the first routine never committed"
+        time.sleep(0.02)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(WAIT)
+    driver.stderr.close()
+    hold.touch()  # the resumed run may pass
+    return db, url
+
+
+def test_resume_interrupted_reruns_only_what_had_not_committed(tmp_path, monkeypatch, capsys):
+    db, url = crashed_run(tmp_path, jobs=3)
+    store = SqliteJobStore(url)
+    interrupted = store.list_jobs(status="running")
+    assert len(interrupted) == 3
+    assert {job_id for job_id, wait in store.interrupted_jobs()} == {
+        job["job_id"] for job in interrupted
+    }
+    monkeypatch.chdir(tmp_path)
+    assert main(["jobs", "resume", "--interrupted", "--store", url, "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert sorted(job["job_id"] for job in resumed) == sorted(j["job_id"] for j in interrupted)
+    for job in resumed:
+        assert job["status"] == "completed"
+        # first ran once, before the crash; second and third once each after it
+        assert job["routine_states"] == {
+            "first": {"count": 1},
+            "second": {"count": 1},
+            "third": {"count": 1},
+        }
+        assert sorted(job["shared_log"]) == ["first", "second", "third"]
+    assert (_committed(db, "first"), _committed(db, "second"), _committed(db, "third")) == (3, 3, 3)
+    # nothing is left to resume, and a second resume of a finished job touches nothing
+    assert store.interrupted_jobs() == []
+    assert main(["jobs", "resume", resumed[0]["job_id"], "--store", url]) == 2
+    assert "cannot be resumed" in capsys.readouterr().err
+
+
+def test_a_job_is_claimed_by_exactly_one_recoverer(tmp_path):
+    db, url = crashed_run(tmp_path, jobs=1)
+    job_id = SqliteJobStore(url).list_jobs()[0]["job_id"]
+    one, other = SqliteJobStore(url), SqliteJobStore(url)
+    taken = one.claim(job_id, one.owner)
+    assert taken is not None and taken.job_id == job_id
+    assert [a["routine_id"] for a in taken.activations] == ["first"]
+    # this process owns it now, and it is alive: nobody else may take it
+    assert other.claim(job_id, other.owner) is None
+    assert other.interrupted_jobs() == []
+
+
+def test_resume_one_job_touches_that_job_only(tmp_path, monkeypatch, capsys):
+    db, url = crashed_run(tmp_path, jobs=2)
+    first, second = (job["job_id"] for job in SqliteJobStore(url).list_jobs())
+    monkeypatch.chdir(tmp_path)
+    assert main(["jobs", "resume", first, "--store", url, "--json"]) == 0
+    assert [job["job_id"] for job in json.loads(capsys.readouterr().out)] == [first]
+    statuses = {job["job_id"]: job["status"] for job in SqliteJobStore(url).list_jobs()}
+    assert statuses == {first: "completed", second: "running"}
+    assert [job_id for job_id, _ in SqliteJobStore(url).interrupted_jobs()] == [second]
