@@ -20,7 +20,7 @@ BUILTIN_PLUGINS = (
     "routilux_kernel.core.context",
     "routilux_kernel.cli.builtin_commands",
     "routilux_kernel.stores.memory_store",
-    "routilux_kernel.stores.sqlite_store",
+    "routilux_kernel.stores.sqlite_registration",
 )
 
 

@@ -10,7 +10,6 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,7 +26,6 @@ from routilux_kernel.core.job_store import (
     StoredJob,
     process_is_alive,
 )
-from routilux_kernel.core.markers import hookimpl
 from routilux_kernel.core.value_codecs import codec_named
 from routilux_kernel.stores.sqlite_schema import connect, sqlite_path
 from routilux_kernel.stores.sqlite_writer import GroupedWriter
@@ -296,8 +294,3 @@ class SqliteJobStore(JobStore):
             return len(ids)
         finally:
             connection.close()
-
-
-@hookimpl
-def register_job_stores(register: Callable[..., None]) -> None:
-    register("sqlite", SqliteJobStore)
