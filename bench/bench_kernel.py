@@ -16,8 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench._harness import best_of, repeats, row, selected, timed
-from routilux_kernel import Flow, JobState, Routine, Runtime
+from routilux_kernel import Flow, JobState, Routine, Runtime, create_plugin_manager
 from routilux_kernel.activation_policies import immediate
+
+#: The kernel alone: installed plugins (an OpenTelemetry observer, say) are measured by their
+#: own bench modules, not folded into the kernel's figures.
+KERNEL_ONLY = create_plugin_manager(load_entry_points=False)
 
 W1 = "W1 one-routine jobs"
 W2 = "W2 chain of 20 routines"
@@ -200,7 +204,7 @@ def runtime_seconds(
     params: dict[str, Any] | None = None,
 ) -> float:
     """Seconds from the first exec to wait_until_all_jobs_finished, on a warm runtime."""
-    with Runtime(thread_pool_size=pool, executor="thread") as runtime:
+    with Runtime(thread_pool_size=pool, executor="thread", plugin_manager=KERNEL_ONLY) as runtime:
         run_jobs(runtime, flow, pool * 2, workload, params)  # plan built, threads started
         seconds, states = timed(lambda: run_jobs(runtime, flow, jobs, workload, params))
     check_jobs(states, workload, expect)
@@ -386,7 +390,7 @@ def w5(sizes: Sizes, quick: bool) -> list[dict[str, Any]]:
 
     def ours() -> list[float]:
         samples = []
-        with Runtime(thread_pool_size=4, executor="thread") as runtime:
+        with Runtime(thread_pool_size=4, executor="thread", plugin_manager=KERNEL_ONLY) as runtime:
             for _ in range(50):
                 runtime.run(flow)
             gc.collect()
@@ -445,7 +449,12 @@ def w6(sizes: Sizes, quick: bool) -> list[dict[str, Any]]:
     readings: dict[int, int] = {}
     tracemalloc.start()
     try:
-        with Runtime(thread_pool_size=4, executor="thread", max_retained_jobs=retained) as runtime:
+        with Runtime(
+            thread_pool_size=4,
+            executor="thread",
+            max_retained_jobs=retained,
+            plugin_manager=KERNEL_ONLY,
+        ) as runtime:
             runtime.run(flow)  # the plan and the pool exist before the baseline
             gc.collect()
             base = tracemalloc.get_traced_memory()[0]
