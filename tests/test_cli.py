@@ -508,7 +508,9 @@ def test_routines_lists_slots_events_and_config(capsys: pytest.CaptureFixture[st
     assert listed["greet"]["slots"] == [
         {"name": "trigger", "max_queue_length": 10, "on_full": "raise"}
     ]
-    assert listed["greet"]["events"] == [{"name": "greeted", "params": ["text", "who"]}]
+    assert listed["greet"]["events"] == [
+        {"name": "greeted", "params": ["text", "who"], "optional": []}
+    ]
     assert listed["greet"]["config"] == {"greeting": "hello", "loud": False}
     assert listed["broken"]["error"] == "RuntimeError: needs an API key"
 

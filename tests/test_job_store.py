@@ -187,7 +187,9 @@ def test_a_file_that_is_not_a_store_is_refused_and_left_untouched(tmp_path):
 
 def test_a_read_only_store_is_refused(tmp_path):
     path = tmp_path / "runs.db"
-    SqliteJobStore(f"sqlite:///{path}").open_for_writing()
+    store = SqliteJobStore(f"sqlite:///{path}")
+    store.open_for_writing()
+    store.close()
     before = path.read_bytes()
     path.chmod(0o444)
     # Root writes files whatever their mode; an immutable file it cannot write either.
@@ -226,13 +228,22 @@ def test_a_failed_write_fails_the_job_and_keeps_what_was_committed(tmp_path, mak
     runtime = make_runtime(store=f"sqlite:///{path}")
     first = runtime.run(chain(), {"n": 1}, timeout=WAIT)
     runtime.store.flush()
-    # A store that cannot grow any more: SQLite reports "database or disk is full".
-    runtime.store._writer._connection.execute("PRAGMA max_page_count = 1")
-    gate = gates.new()
+    # A store that cannot grow any more: SQLite reports "database or disk is full". VACUUM
+    # first, so no free page is left for the next writes to reuse; the limit cannot go below
+    # the file's size, so asking for 1 page pins it at exactly that size.
+    connection = runtime.store._writer._connection
+    connection.execute("VACUUM")
+    connection.execute("PRAGMA max_page_count = 1")
+    gate, reached_c = gates.new(), gates.new()
+
+    def hold(data, message, job_state):
+        reached_c.set()  # a and b have finished: their commits are handed to the writer
+        gate.wait(WAIT)
+
     flow = chain(payload="x" * 20000)
-    held = flow.routines["c"]
-    held.set_logic(lambda data, message, job_state: gate.wait(WAIT))
+    flow.routines["c"].set_logic(hold)
     second = runtime.exec(flow, {"n": 1})
+    assert reached_c.wait(WAIT)
     with pytest.raises(JobStoreError, match=r"a write failed .*full.*what was committed"):
         runtime.store.flush(WAIT)  # a's or b's commit could not be written
     gate.set()

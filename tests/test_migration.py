@@ -152,15 +152,16 @@ def test_emit_naming_a_finished_job_says_it_is_not_running() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sent", "keys", "unknown"),
+    ("sent", "keys", "problems"),
     [
-        ({"value": 1, "extra": 2}, "['extra', 'value']", "['extra']"),
-        ({"valu": 1}, "['valu']", "['valu']"),
+        ({"value": 1, "extra": 2}, "['extra', 'value']", "unknown: ['extra']"),
+        ({"valu": 1}, "['valu']", "missing: ['value'], unknown: ['valu']"),
+        ({}, "[]", "missing: ['value']"),
     ],
-    ids=["unknown", "misspelt"],
+    ids=["unknown", "misspelt", "missing"],
 )
-def test_emit_with_an_undeclared_key_fails_naming_event_keys_and_params(
-    sent, keys, unknown
+def test_emit_with_an_undeclared_or_missing_key_fails_naming_event_keys_and_params(
+    sent, keys, problems
 ) -> None:
     flow, source, recorder = pipeline("declared")
     source.set_logic(lambda slot_data, message, job_state: source.emit("output", **sent))
@@ -170,19 +171,25 @@ def test_emit_with_an_undeclared_key_fails_naming_event_keys_and_params(
     assert isinstance(job.exception, EventDataError)
     assert job.error == (
         f"Source.emit('output') sent keys {keys}, but the event declares params ['value']; "
-        f"unknown: {unknown}. Send only declared keys, or declare the event with the keys it "
-        "carries"
+        f"{problems}. Send the declared keys, or declare the event with the keys it carries"
     )
     assert recorder.get_state(job) is None  # nothing was delivered
 
 
-def test_emit_may_leave_a_declared_param_out() -> None:
-    flow, source, recorder = pipeline("partial")
-    source.set_logic(lambda slot_data, message, job_state: source.emit("output"))
+def test_emit_may_leave_an_optional_param_out() -> None:
+    flow = Flow(flow_id="partial")
+    source = Routine()
+    source.add_slot("trigger")
+    source.add_event("output", ["value"], optional=["note"])
+    source.set_logic(lambda slot_data, message, job_state: source.emit("output", value=1))
+    recorder = Recorder()
+    flow.add_routine(source, "source")
+    flow.add_routine(recorder, "recorder")
+    flow.connect("source", "output", "recorder", "input")
     with Runtime(thread_pool_size=1) as runtime:
         job = runtime.run(flow, timeout=WAIT)
     assert job.status == "completed", job.error
-    assert recorder.get_state(job, "seen") == [{}]
+    assert recorder.get_state(job, "seen") == [{"value": 1}]
 
 
 # -- 2. custom_policy with a bool check --------------------------------------------------------

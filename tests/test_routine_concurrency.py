@@ -107,7 +107,7 @@ def test_describe_gives_slots_events_schema_and_concurrency() -> None:
     assert described["class"].endswith(":Counter")
     assert described["description"] == "Keeps a running count in its routine state."
     assert described["slots"] == [{"name": "trigger", "max_queue_length": 1000, "on_full": "raise"}]
-    assert described["events"] == [{"name": "counted", "params": ["total"]}]
+    assert described["events"] == [{"name": "counted", "params": ["total"], "optional": []}]
     assert described["config_schema"]["step"]["default"] == 1
     assert described["allows_concurrency"] is False and described["concurrency"] == 1
 

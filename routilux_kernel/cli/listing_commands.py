@@ -38,7 +38,10 @@ def run_routines(args: argparse.Namespace) -> int:
         if info["description"]:
             print(f"    {info['description']}")
         print(f"    slots:  {', '.join(s['name'] for s in info['slots']) or 'none'}")
-        events = [f"{e['name']}({', '.join(e['params'])})" for e in info["events"]]
+        events = [
+            f"{e['name']}({', '.join([*e['params'], *(f'{k}?' for k in e.get('optional', ()))])})"
+            for e in info["events"]
+        ]
         print(f"    events: {', '.join(events) or 'none'}")
         schema = info.get("config_schema") or {}
         if schema:

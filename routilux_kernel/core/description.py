@@ -118,7 +118,8 @@ def describe(routine: Routine) -> dict[str, Any]:
             for slot in routine.slots.values()
         ],
         "events": [
-            {"name": event.name, "params": list(event.params)} for event in routine.events.values()
+            {"name": event.name, "params": list(event.params), "optional": list(event.optional)}
+            for event in routine.events.values()
         ],
         "config_schema": {key: dict(spec) for key, spec in cls.config_schema.items()},
         "config": dict(routine.config),

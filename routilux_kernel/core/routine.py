@@ -41,10 +41,12 @@ class Slot:
 
 @dataclass(frozen=True)
 class Event:
-    """An output of a routine; ``params``, when given, are the only keys an emit may carry."""
+    """An output of a routine. When it declares keys, every emit carries each of ``params``,
+    may carry any of ``optional``, and nothing else."""
 
     name: str
     params: tuple[str, ...] = field(default=())
+    optional: tuple[str, ...] = field(default=())
 
 
 class ConfigSnapshot(dict[str, Any]):
@@ -76,7 +78,8 @@ class Routine:
         self._slots: dict[str, Slot] = {}
         self._events: dict[str, Event] = {}
         # Declared params of the events that have them, checked at every emit.
-        self._event_params: dict[str, frozenset[str]] = {}
+        # event -> (keys every emit carries, keys an emit may carry)
+        self._event_params: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self._config: dict[str, Any] = {}
         self._logic: Logic | None = None
         self._activation_policy: Any = None
@@ -115,8 +118,14 @@ class Routine:
         self._structure_version += 1
         return slot
 
-    def add_event(self, name: str, params: Iterable[str] | None = None) -> Event:
-        """Define an output event and return it."""
+    def add_event(
+        self, name: str, params: Iterable[str] | None = None, *, optional: Iterable[str] = ()
+    ) -> Event:
+        """Define an output event and return it.
+
+        ``params`` are the keys every emit of it carries; ``optional`` keys may be left out.
+        An event that declares any key refuses emits with a missing or an undeclared key.
+        """
         _check_name("event", name, self)
         if name in self._events:
             raise ValueError(f"{type(self).__name__} already has an event named {name!r}")
@@ -125,10 +134,16 @@ class Routine:
                 f"event {name!r} of {type(self).__name__}: params is a list of key names, "
                 f"got the string {params!r}"
             )
-        event = Event(name, tuple(params or ()))
+        if isinstance(optional, str):
+            raise TypeError(
+                f"event {name!r} of {type(self).__name__}: optional is a list of key names, "
+                f"got the string {optional!r}"
+            )
+        event = Event(name, tuple(params or ()), tuple(optional))
         self._events[name] = event
-        if event.params:
-            self._event_params[name] = frozenset(event.params)
+        if event.params or event.optional:
+            required = frozenset(event.params)
+            self._event_params[name] = (required, required | frozenset(event.optional))
         self._structure_version += 1
         return event
 
@@ -274,15 +289,10 @@ class Routine:
                 f"{type(self).__name__}.emit({event!r}): no such event; its events are: {known}"
             )
         declared = self._event_params.get(event)
-        # Only keys the event does not declare are refused: an emit may leave a declared
-        # param out (std's record events carry either ``record`` or ``records``).
-        if declared is not None and not declared.issuperset(data):
-            unknown = sorted(set(data) - declared)
-            raise EventDataError(
-                f"{type(self).__name__}.emit({event!r}) sent keys {sorted(data)}, but the "
-                f"event declares params {sorted(declared)}; unknown: {unknown}. Send only "
-                "declared keys, or declare the event with the keys it carries"
-            )
+        if declared is not None:
+            required, allowed = declared
+            if not (allowed.issuperset(data) and required.issubset(data)):
+                self._refuse_emit(event, data, required, allowed)
         ctx = current_activation.get()
         if job_state is not None and (ctx is None or ctx.job_state is not job_state):
             ctx = self._context_of(job_state, event)
@@ -327,6 +337,25 @@ class Routine:
     def describe(self) -> dict[str, Any]:
         """Slots, events with params, config schema and values, concurrency, as plain data."""
         return describe(self)
+
+    def _refuse_emit(
+        self, event: str, data: dict[str, Any], required: frozenset[str], allowed: frozenset[str]
+    ) -> None:
+        unknown = sorted(set(data) - allowed)
+        missing = sorted(required - set(data))
+        problems = []
+        if missing:
+            problems.append(f"missing: {missing}")
+        if unknown:
+            problems.append(f"unknown: {unknown}")
+        optional = sorted(allowed - required)
+        raise EventDataError(
+            f"{type(self).__name__}.emit({event!r}) sent keys {sorted(data)}, but the event "
+            f"declares params {sorted(required)}"
+            + (f" and optional {optional}" if optional else "")
+            + f"; {', '.join(problems)}. Send the declared keys, or declare the event with "
+            "the keys it carries"
+        )
 
     def _context_of(self, job_state: Any, event: str) -> ActivationContext:
         """What routes an emit for ``job_state`` when the calling thread runs no activation

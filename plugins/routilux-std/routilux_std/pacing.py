@@ -39,7 +39,7 @@ class Debounce(StdRoutine):
     def __init__(self) -> None:
         super().__init__()
         self.add_slot("in", max_queue_length=100_000)
-        self.add_event("out", RECORD_PARAMS)
+        self.add_event("out", optional=RECORD_PARAMS)
         self.add_event("burst", ("count",))
         self.set_activation_policy(DebouncePolicy(self))
 
@@ -82,7 +82,7 @@ class RateLimit(StdRoutine):
     def __init__(self) -> None:
         super().__init__()
         self.add_slot("in", max_queue_length=100_000)
-        self.add_event("out", RECORD_PARAMS)
+        self.add_event("out", optional=RECORD_PARAMS)
         self.set_activation_policy(RateLimitPolicy(self))
 
     def _prepare(self, settings: dict[str, Any], job_state: JobState | None) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class Router(StdRoutine):
     def __init__(self) -> None:
         super().__init__()
         self.add_slot("in")
-        self.add_event("default", RECORD_PARAMS)
+        self.add_event("default", optional=RECORD_PARAMS)
 
     def _configure(self) -> None:
         routes = self.get_config("routes")
@@ -51,7 +51,7 @@ class Router(StdRoutine):
         for route in routes:
             name = route.get("name") if isinstance(route, dict) else None
             if isinstance(name, str) and name and name not in self.events:
-                self.add_event(name, RECORD_PARAMS)
+                self.add_event(name, optional=RECORD_PARAMS)
 
     def _prepare(self, settings: dict[str, Any], job_state: JobState | None) -> dict[str, Any]:
         who = self.who(job_state)

@@ -46,7 +46,7 @@ class FileSource(StdRoutine):
     def __init__(self) -> None:
         super().__init__()
         self.add_slot("trigger")
-        self.add_event("out", RECORD_PARAMS)
+        self.add_event("out", optional=RECORD_PARAMS)
         self.add_event("done", ("files", "records"))
 
     def logic(self, slot_data: SlotData, policy_message: Any, job_state: JobState) -> None:

@@ -48,7 +48,7 @@ class Map(StdRoutine):
     def __init__(self) -> None:
         super().__init__()
         self.add_slot("in")
-        self.add_event("out", RECORD_PARAMS)
+        self.add_event("out", optional=RECORD_PARAMS)
 
     def _prepare(self, settings: dict[str, Any], job_state: JobState | None) -> dict[str, Any]:
         who = self.who(job_state)
@@ -97,8 +97,8 @@ class Filter(StdRoutine):
     def __init__(self) -> None:
         super().__init__()
         self.add_slot("in")
-        self.add_event("passed", RECORD_PARAMS)
-        self.add_event("rejected", RECORD_PARAMS)
+        self.add_event("passed", optional=RECORD_PARAMS)
+        self.add_event("rejected", optional=RECORD_PARAMS)
 
     def _prepare(self, settings: dict[str, Any], job_state: JobState | None) -> dict[str, Any]:
         settings["compiled"] = compile_expression(

@@ -43,7 +43,7 @@ class Validate(StdRoutine):
     def __init__(self) -> None:
         super().__init__()
         self.add_slot("in")
-        self.add_event("valid", RECORD_PARAMS)
+        self.add_event("valid", optional=RECORD_PARAMS)
         self.add_event("invalid", ("record", "errors"))
 
     def _prepare(self, settings: dict[str, Any], job_state: JobState | None) -> dict[str, Any]:

@@ -31,7 +31,7 @@ class Feed(Routine):
     def __init__(self) -> None:
         super().__init__()
         self.add_slot("trigger")
-        self.add_event("out", ("record", "records"))
+        self.add_event("out", optional=("record", "records"))
 
     def logic(self, slot_data: Any, policy_message: Any, job_state: JobState) -> None:
         for params in slot_data["trigger"]:
