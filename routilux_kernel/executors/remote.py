@@ -41,6 +41,7 @@ __all__ = [
     "dumps",
     "loads",
     "pickling_problems",
+    "preload_worker_plugins",
     "run_remote_activation",
     "set_cancel_probe",
     "setup_worker",
@@ -87,6 +88,8 @@ class RemoteWorker:
 
 _worker: RemoteWorker | None = None
 _run_activation_hook: Any = None
+#: A plugin manager built before this process was forked into a worker, and its plugins.
+_preloaded: tuple[tuple[str, ...], Any] | None = None
 _cancel_probe: Callable[[], bool] | None = None
 
 
@@ -102,15 +105,32 @@ def setup_worker(
     if _worker is not None:
         return _worker
     from routilux_kernel.hooks.calls import HookSet
-    from routilux_kernel.hooks.manager import create_plugin_manager
 
-    modules = [importlib.import_module(module_name) for module_name in plugins]
-    pm: pluggy.PluginManager = create_plugin_manager(plugins=modules)
+    plugins = tuple(plugins)
+    if _preloaded is not None and _preloaded[0] == plugins:
+        pm: pluggy.PluginManager = _preloaded[1]
+    else:
+        pm = _plugin_manager(plugins)
     worker = RemoteWorker(executor, name, backend=backend)
     pm.hook.worker_setup(worker=worker)
     _run_activation_hook = HookSet(pm).run_activation
     _worker = worker
     return worker
+
+
+def preload_worker_plugins(plugins: Iterable[str] = ()) -> None:
+    """Import the plugins and build the plugin manager now, in a process that will be forked
+    into workers (the ``process`` executor's template); ``setup_worker`` then reuses it."""
+    global _preloaded
+    plugins = tuple(plugins)
+    _preloaded = (plugins, _plugin_manager(plugins))
+
+
+def _plugin_manager(plugins: tuple[str, ...]) -> pluggy.PluginManager:
+    from routilux_kernel.hooks.manager import create_plugin_manager
+
+    modules = [importlib.import_module(module_name) for module_name in plugins]
+    return create_plugin_manager(plugins=modules)
 
 
 def set_cancel_probe(probe: Callable[[], bool] | None) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from routilux_kernel.core.errors import ExecutorError
 from routilux_kernel.core.lazy_logger import logger
+from routilux_kernel.executors.process.forked import WorkerTemplate
 from routilux_kernel.executors.process.handles import Task, WorkerHandle
 from routilux_kernel.executors.process.starting import WorkerStarts, spawn_worker
 from routilux_kernel.executors.remote import WorkerCrashedError, describe_exit, loads
@@ -51,6 +52,8 @@ class PoolDispatcher:
         self._dispatcher: threading.Thread | None = None
         self._completions: ThreadPoolExecutor | None = None
         self._wake_read = self._wake_write = -1
+        #: Forks the workers; None where forking is not supported (workers then start fresh).
+        self._template: WorkerTemplate | None = None
 
     # -- assigning tasks to workers ------------------------------------------------------
 
@@ -115,7 +118,9 @@ class PoolDispatcher:
 
     def _spawn_locked(self) -> None:
         self._workers.append(
-            spawn_worker(f"process-worker-{next(self._names)}", self._worker_plugins)
+            spawn_worker(
+                f"process-worker-{next(self._names)}", self._worker_plugins, self._template
+            )
         )
         self._wake()
 
