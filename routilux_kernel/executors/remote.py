@@ -44,6 +44,7 @@ __all__ = [
     "preload_worker_plugins",
     "run_remote_activation",
     "set_cancel_probe",
+    "set_effect_stream",
     "setup_worker",
 ]
 
@@ -91,6 +92,8 @@ _run_activation_hook: Any = None
 #: A plugin manager built before this process was forked into a worker, and its plugins.
 _preloaded: tuple[tuple[str, ...], Any] | None = None
 _cancel_probe: Callable[[], bool] | None = None
+#: Sends the effects recorded so far to the driver and returns what applying them raised.
+_effect_stream: Callable[[bytes], BaseException | None] | None = None
 
 
 def setup_worker(
@@ -131,6 +134,16 @@ def _plugin_manager(plugins: tuple[str, ...]) -> pluggy.PluginManager:
 
     modules = [importlib.import_module(module_name) for module_name in plugins]
     return create_plugin_manager(plugins=modules)
+
+
+def set_effect_stream(stream: Callable[[bytes], BaseException | None] | None) -> None:
+    """Stream remote logic's effects while it runs: at each ``emit``, the writes and emits
+    recorded so far are pickled and passed to ``stream``, which hands them to the driver,
+    waits until they were applied there (a full slot may hold it) and returns the error
+    that applying them raised, if any; ``emit`` raises it in the logic. None: effects are
+    returned with the outcome only."""
+    global _effect_stream
+    _effect_stream = stream
 
 
 def set_cancel_probe(probe: Callable[[], bool] | None) -> None:
@@ -338,6 +351,21 @@ class _RemoteContext:
                 "own routine's events"
             )
         self.ops.append(("emit", event, data))
+        stream = _effect_stream
+        if stream is None:
+            return
+        try:
+            batch = dumps(self.ops)
+        except Exception as exc:
+            self.ops.pop()
+            raise RoutiluxError(
+                f"routine {self.routine_id!r} made an emit({event!r}) (or a job state write "
+                f"before it) whose data cannot be pickled to send to the driver: {exc}"
+            ) from exc
+        self.ops.clear()  # in place: the view's recording containers share this list
+        error = stream(batch)
+        if error is not None:
+            raise error
 
 
 class _RemoteActivation:

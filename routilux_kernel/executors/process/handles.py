@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -16,12 +17,29 @@ from routilux_kernel.executors.process.frames import FrameReader, send_message
 class Task:
     """One submitted call: its future, its pickled payload, and where it is."""
 
-    __slots__ = ("id", "future", "payload", "worker", "started", "sent", "stop_reason")
+    __slots__ = (
+        "id",
+        "future",
+        "payload",
+        "on_effects",
+        "worker",
+        "started",
+        "sent",
+        "stop_reason",
+    )
 
-    def __init__(self, task_id: int, future: Future[Any], payload: bytes) -> None:
+    def __init__(
+        self,
+        task_id: int,
+        future: Future[Any],
+        payload: bytes,
+        on_effects: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.id = task_id
         self.future = future
         self.payload = payload
+        #: Applies effects the task streams while it runs; returns the pickled reply.
+        self.on_effects = on_effects
         self.worker: WorkerHandle | None = None
         self.started = False
         self.sent = False

@@ -66,8 +66,10 @@ class ProcessExecutor(PoolDispatcher, Executor):
                 self._template = WorkerTemplate(self._worker_plugins, self._wake)
             # Future callbacks apply results and may block on a full slot: never on the
             # dispatcher thread, which must keep reading pipes.
+            # Each worker may hold one thread applying its streamed effects (maybe blocked
+            # on a full slot) while the outcome of its previous task is applied on another.
             self._completions = ThreadPoolExecutor(
-                max(2, self._max_workers), thread_name_prefix="routilux-process-done"
+                2 * self._max_workers + 2, thread_name_prefix="routilux-process-done"
             )
             self._dispatcher = threading.Thread(
                 target=self._dispatch_loop, name="routilux-process-dispatcher", daemon=True
@@ -75,6 +77,21 @@ class ProcessExecutor(PoolDispatcher, Executor):
             self._dispatcher.start()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        return self._submit(fn, args, None)
+
+    def submit_streamed(
+        self, fn: Callable[..., Any], on_effects: Callable[[bytes], bytes], /, *args: Any
+    ) -> Future[Any]:
+        """Like ``submit``; effects the remote logic streams while it runs (each ``emit``)
+        go to ``on_effects`` on a thread that may block, and its reply back to the logic."""
+        return self._submit(fn, args, on_effects)
+
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        on_effects: Callable[[bytes], bytes] | None,
+    ) -> Future[Any]:
         if self._dispatcher is None and not self._closing:
             self.start()
         payload = dumps((fn, args))
@@ -84,7 +101,7 @@ class ProcessExecutor(PoolDispatcher, Executor):
                 raise RuntimeError("process executor is shut down; it takes no new work")
             if self._broken:
                 raise ExecutorError(self._broken)
-            task = Task(next(self._ids), future, payload)
+            task = Task(next(self._ids), future, payload, on_effects)
             self._pending.append(task)
             self._tasks[future] = task
             sends = self._assign_locked()

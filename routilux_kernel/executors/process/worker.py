@@ -44,6 +44,7 @@ def run_worker(conn: Connection) -> None:
     tasks: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
     cancelled: set[int] = set()
     current: list[int | None] = [None]
+    applied: queue.SimpleQueue[bytes] = queue.SimpleQueue()  # the driver's effect replies
 
     def read() -> None:
         while True:
@@ -55,16 +56,25 @@ def run_worker(conn: Connection) -> None:
                 tasks.put(message)
             elif message[0] == "cancel":
                 cancelled.add(message[1])
+            elif message[0] == "applied":
+                applied.put(message[1])
             else:
                 tasks.put(None)
 
     threading.Thread(target=read, name="routilux-worker-reader", daemon=True).start()
     remote.set_cancel_probe(lambda: current[0] in cancelled)
     conn.send(("ready", os.getpid()))
+
+    def stream_effects(batch: bytes) -> BaseException | None:
+        conn.send(("effects", current[0], batch))
+        error: BaseException | None = loads(applied.get())
+        return error
+
     while (message := tasks.get()) is not None:
-        _, task_id, payload = message
+        _, task_id, payload, streamed = message
         cancelled &= {task_id}  # only this task can be cancelled now: drop late cancels
         current[0] = task_id
+        remote.set_effect_stream(stream_effects if streamed else None)
         try:
             fn, args = loads(payload)
             reply = ("done", task_id, True, dumps(fn(*args)))
