@@ -70,15 +70,17 @@ def _send(control: socket.socket, message: tuple[Any, ...], fds: list[int] | Non
 def _serve(control: socket.socket) -> None:
     children: dict[int, int] = {}  # pidfd -> pid of each worker not yet reaped
     while True:
-        readable, _, _ = select.select([control, *children], [], [])
+        watched: list[Any] = [control, *children]
+        readable, _, _ = select.select(watched, [], [])
         for ready in readable:
             if ready is control:
                 if not _on_request(control, children):
                     return  # told to stop, or the driver is gone; workers end with their sockets
                 continue
-            pid = children.pop(ready)
+            pidfd = int(ready)
+            pid = children.pop(pidfd)
             _, status = os.waitpid(pid, 0)
-            os.close(ready)
+            os.close(pidfd)
             _send(control, ("exited", pid, os.waitstatus_to_exitcode(status)))
 
 
