@@ -275,8 +275,9 @@ def test_force_cancel_never_kills_the_task_that_follows_on_the_same_worker():
 
 def test_hundred_jobs_with_randomly_dying_workers_all_complete_with_exact_data(make_routine):
     """About one activation in ten kills its worker: at once, or a moment later (while
-    replying, idle between tasks, or in its next task). Under RETRY every job completes
-    with exactly its data; afterwards no worker, thread or descriptor is left."""
+    emitting, replying, idle between tasks, or in its next task). Under RETRY every job
+    completes with all its data, repeated only by attempts whose worker died after they
+    emitted; afterwards no worker, thread or descriptor is left."""
     jobs, items = 100, 3
     source = make_routine(["trigger"], ["item"])
 
@@ -328,10 +329,18 @@ def test_hundred_jobs_with_randomly_dying_workers_all_complete_with_exact_data(m
     crashes = 0
     for n, state in enumerate(states):
         assert state.status == ExecutionStatus.COMPLETED, (n, state.error)
-        assert sorted(state.shared_log) == [(n, i, i * i) for i in range(items)]
-        assert state.get_routine_state("work") == {"seen": items}
+        expected = [(n, i, i * i) for i in range(items)]
+        failed = sum(1 for entry in state.history if entry[2] == "error")
+        seen = state.get_routine_state("work")["seen"]
+        if failed == 0:
+            assert sorted(state.shared_log) == expected
+            assert seen == items
+        else:  # emits streamed by an attempt before its worker died stay delivered
+            assert sorted(set(state.shared_log)) == expected
+            assert len(state.shared_log) <= items * (1 + failed)
+            assert items <= seen <= items * (1 + failed)
         pids |= state.shared_data["pids"]
-        crashes += sum(1 for entry in state.history if entry[2] == "error")
+        crashes += failed
     assert crashes > 0  # the randomness did kill workers
     assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == []
     assert executor.worker_pids == []

@@ -2,8 +2,11 @@
 
 :func:`submit_remote` pickles the routine, its slot data, the policy message and a snapshot
 of the job state, and hands the worker-side :func:`run_remote_activation` to the executor.
-When the future completes, the recorded writes and emits are applied to the real JobState
-in the order the logic made them, then the activation finishes like a local one.
+On an executor that streams (``Executor.submit_streamed``, the ``process`` executor), each
+emit sends the writes and emits recorded so far; they are applied and routed at once, under
+the target slots' backpressure, while the logic waits. When the future completes, what is
+left is applied to the real JobState in the order the logic made it, then the activation
+finishes like a local one.
 
 The snapshot holds the routine states, ``shared_data`` and ``shared_log`` of the job, so each
 remote activation costs a copy and a pickle of them: keep large data out of the job state.
@@ -50,7 +53,9 @@ def submit_remote(job: JobRun, activation: Activation) -> Future[Any]:
     try:
         payload = _payload(job, activation)
         activation.started_at = time.time()  # the hand-over: the worker's clock may differ
-        future = spec.executor.submit(run_remote_activation, spec.routine_id, payload)
+        future = spec.executor.submit_streamed(
+            run_remote_activation, partial(_on_effects, job, activation), spec.routine_id, payload
+        )
     except BaseException:
         with job.lock:
             activation.submitting = False
@@ -128,6 +133,27 @@ def _on_done(job: JobRun, activation: Activation, future: Future[Any]) -> None:
     if hooks.routine_finished is not None:
         hooks.notify(hooks.routine_finished, job_state=state, routine_id=routine_id, error=error)
     job._finish(activation, error)
+
+
+def _on_effects(job: JobRun, activation: Activation, batch: bytes) -> bytes:
+    """Apply effects streamed by running remote logic (at an emit); the reply is the pickled
+    error applying them raised (a full slot), which the emit raises in the logic."""
+    checkpoint = activation.checkpoint
+    token = None
+    if checkpoint is not None:  # recorded in the activation's checkpoint, as at its end
+        checkpoint.ran = True
+        token = current_recorder.set(checkpoint)
+    try:
+        error = _apply(job, activation.routine_id, loads(batch))
+    except Exception as exc:
+        error = exc
+    finally:
+        if token is not None:
+            current_recorder.reset(token)
+    try:
+        return dumps(error)
+    except Exception:
+        return dumps(RoutiluxError(f"{type(error).__name__}: {error}"))
 
 
 def _outcome_error(

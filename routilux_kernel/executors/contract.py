@@ -44,6 +44,18 @@ class Executor(ABC):
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` and return its future."""
 
+    def submit_streamed(
+        self, fn: Callable[..., Any], on_effects: Callable[[bytes], bytes], /, *args: Any
+    ) -> Future[Any]:
+        """Run ``fn(*args)`` remotely, streaming what it emits while it runs.
+
+        The kernel's path for remote executors. An executor that can carry messages back
+        while the work runs installs ``remote.set_effect_stream`` in the worker, passes
+        each batch to ``on_effects`` (on a thread that may block) and returns its reply
+        to the worker. The default does not stream: effects come back with the result.
+        """
+        return self.submit(fn, *args)
+
     def dispatch(self, fn: Callable[[Any], Any], argument: Any, /) -> None:
         """Run ``fn(argument)`` without a future: the kernel's path for in-process executors.
 

@@ -41,8 +41,10 @@ __all__ = [
     "dumps",
     "loads",
     "pickling_problems",
+    "preload_worker_plugins",
     "run_remote_activation",
     "set_cancel_probe",
+    "set_effect_stream",
     "setup_worker",
 ]
 
@@ -87,7 +89,11 @@ class RemoteWorker:
 
 _worker: RemoteWorker | None = None
 _run_activation_hook: Any = None
+#: A plugin manager built before this process was forked into a worker, and its plugins.
+_preloaded: tuple[tuple[str, ...], Any] | None = None
 _cancel_probe: Callable[[], bool] | None = None
+#: Sends the effects recorded so far to the driver and returns what applying them raised.
+_effect_stream: Callable[[bytes], BaseException | None] | None = None
 
 
 def setup_worker(
@@ -102,15 +108,42 @@ def setup_worker(
     if _worker is not None:
         return _worker
     from routilux_kernel.hooks.calls import HookSet
-    from routilux_kernel.hooks.manager import create_plugin_manager
 
-    modules = [importlib.import_module(module_name) for module_name in plugins]
-    pm: pluggy.PluginManager = create_plugin_manager(plugins=modules)
+    plugins = tuple(plugins)
+    if _preloaded is not None and _preloaded[0] == plugins:
+        pm: pluggy.PluginManager = _preloaded[1]
+    else:
+        pm = _plugin_manager(plugins)
     worker = RemoteWorker(executor, name, backend=backend)
     pm.hook.worker_setup(worker=worker)
     _run_activation_hook = HookSet(pm).run_activation
     _worker = worker
     return worker
+
+
+def preload_worker_plugins(plugins: Iterable[str] = ()) -> None:
+    """Import the plugins and build the plugin manager now, in a process that will be forked
+    into workers (the ``process`` executor's template); ``setup_worker`` then reuses it."""
+    global _preloaded
+    plugins = tuple(plugins)
+    _preloaded = (plugins, _plugin_manager(plugins))
+
+
+def _plugin_manager(plugins: tuple[str, ...]) -> pluggy.PluginManager:
+    from routilux_kernel.hooks.manager import create_plugin_manager
+
+    modules = [importlib.import_module(module_name) for module_name in plugins]
+    return create_plugin_manager(plugins=modules)
+
+
+def set_effect_stream(stream: Callable[[bytes], BaseException | None] | None) -> None:
+    """Stream remote logic's effects while it runs: at each ``emit``, the writes and emits
+    recorded so far are pickled and passed to ``stream``, which hands them to the driver,
+    waits until they were applied there (a full slot may hold it) and returns the error
+    that applying them raised, if any; ``emit`` raises it in the logic. None: effects are
+    returned with the outcome only."""
+    global _effect_stream
+    _effect_stream = stream
 
 
 def set_cancel_probe(probe: Callable[[], bool] | None) -> None:
@@ -318,6 +351,21 @@ class _RemoteContext:
                 "own routine's events"
             )
         self.ops.append(("emit", event, data))
+        stream = _effect_stream
+        if stream is None:
+            return
+        try:
+            batch = dumps(self.ops)
+        except Exception as exc:
+            self.ops.pop()
+            raise RoutiluxError(
+                f"routine {self.routine_id!r} made an emit({event!r}) (or a job state write "
+                f"before it) whose data cannot be pickled to send to the driver: {exc}"
+            ) from exc
+        self.ops.clear()  # in place: the view's recording containers share this list
+        error = stream(batch)
+        if error is not None:
+            raise error
 
 
 class _RemoteActivation:

@@ -22,9 +22,10 @@ from typing import Any
 
 from routilux_kernel.core.errors import ExecutorError
 from routilux_kernel.core.lazy_logger import logger
+from routilux_kernel.executors.process.forked import WorkerTemplate
 from routilux_kernel.executors.process.handles import Task, WorkerHandle
 from routilux_kernel.executors.process.starting import WorkerStarts, spawn_worker
-from routilux_kernel.executors.remote import WorkerCrashedError, describe_exit, loads
+from routilux_kernel.executors.remote import WorkerCrashedError, describe_exit, dumps, loads
 
 
 class PoolDispatcher:
@@ -51,6 +52,8 @@ class PoolDispatcher:
         self._dispatcher: threading.Thread | None = None
         self._completions: ThreadPoolExecutor | None = None
         self._wake_read = self._wake_write = -1
+        #: Forks the workers; None where forking is not supported (workers then start fresh).
+        self._template: WorkerTemplate | None = None
 
     # -- assigning tasks to workers ------------------------------------------------------
 
@@ -103,7 +106,7 @@ class PoolDispatcher:
     def _send(self, sends: list[tuple[WorkerHandle, Task]]) -> None:
         """Send what ``_assign_locked`` assigned, and fail what it could not run (no lock)."""
         for worker, task in sends:
-            worker.send(("task", task.id, task.payload), task)
+            worker.send(("task", task.id, task.payload, task.on_effects is not None), task)
             # A failed send means the worker is dying; the dispatcher requeues the task.
         if not self._unrunnable:  # filled by this thread's own _assign_locked, if at all
             return
@@ -115,7 +118,9 @@ class PoolDispatcher:
 
     def _spawn_locked(self) -> None:
         self._workers.append(
-            spawn_worker(f"process-worker-{next(self._names)}", self._worker_plugins)
+            spawn_worker(
+                f"process-worker-{next(self._names)}", self._worker_plugins, self._template
+            )
         )
         self._wake()
 
@@ -188,6 +193,11 @@ class PoolDispatcher:
 
     def _on_message(self, worker: WorkerHandle, message: tuple[Any, ...]) -> None:
         kind = message[0]
+        if kind == "effects":  # applied off this thread: routing them may wait for room
+            task = worker.task
+            if task is not None and task.id == message[1] and task.on_effects is not None:
+                self._complete(_apply_effects, worker, task.on_effects, message[2])
+            return
         finished = None
         with self._lock:
             if kind == "ready":
@@ -274,6 +284,14 @@ class PoolDispatcher:
                 self._complete(lost.future.set_exception, ExecutorError(failure))
         if task is None and worker.ready and not self._closing:
             logger.debug("process worker pid {} {} while idle", pid, describe_exit(exitcode))
+
+
+def _apply_effects(worker: WorkerHandle, on_effects: Callable[[bytes], bytes], data: bytes) -> None:
+    try:
+        reply = on_effects(data)
+    except BaseException as exc:  # noqa: BLE001 - the worker waits for an answer either way
+        reply = dumps(ExecutorError(f"applying streamed effects failed: {exc!r}"))
+    worker.send(("applied", reply))
 
 
 def _set_outcome(future: Future[Any], ok: bool, data: bytes) -> None:

@@ -6,21 +6,40 @@ import os
 import socket
 import subprocess
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from routilux_kernel.executors.process.forked import ForkedProcess
 from routilux_kernel.executors.process.frames import FrameReader, send_message
 
 
 class Task:
     """One submitted call: its future, its pickled payload, and where it is."""
 
-    __slots__ = ("id", "future", "payload", "worker", "started", "sent", "stop_reason")
+    __slots__ = (
+        "id",
+        "future",
+        "payload",
+        "on_effects",
+        "worker",
+        "started",
+        "sent",
+        "stop_reason",
+    )
 
-    def __init__(self, task_id: int, future: Future[Any], payload: bytes) -> None:
+    def __init__(
+        self,
+        task_id: int,
+        future: Future[Any],
+        payload: bytes,
+        on_effects: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.id = task_id
         self.future = future
         self.payload = payload
+        #: Applies effects the task streams while it runs; returns the pickled reply.
+        self.on_effects = on_effects
         self.worker: WorkerHandle | None = None
         self.started = False
         self.sent = False
@@ -31,16 +50,18 @@ class Task:
 class WorkerHandle:
     """One worker process, its socket, and the task it holds."""
 
-    def __init__(self, name: str, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
+    def __init__(
+        self, name: str, process: subprocess.Popen[bytes] | ForkedProcess, sock: socket.socket
+    ) -> None:
         self.name = name
         self.process = process
         self.sock = sock
         self.reader = FrameReader(sock)
         self.closed = False
-        self.pidfd: int | None = None
-        if hasattr(os, "pidfd_open"):
+        self._own_pidfd: int | None = None
+        if isinstance(process, subprocess.Popen) and hasattr(os, "pidfd_open"):
             try:
-                self.pidfd = os.pidfd_open(process.pid)
+                self._own_pidfd = os.pidfd_open(process.pid)
             except OSError:
                 pass  # the pipe's end-of-file still tells us the worker is gone
         self.ready = False
@@ -64,10 +85,20 @@ class WorkerHandle:
                 task.sent = True
             return True
 
+    @property
+    def pidfd(self) -> int | None:
+        """A descriptor that becomes readable when the worker ends (None: not known yet, or
+        not available; the socket's end-of-file still tells)."""
+        if isinstance(self.process, ForkedProcess):
+            return self.process.pidfd  # sent by the template once it forked the worker
+        return self._own_pidfd
+
     def close(self) -> None:
         with self._send_lock:  # never close while another thread writes to this fd
             self.closed = True
             self.sock.close()
-            if self.pidfd is not None:
-                os.close(self.pidfd)
-                self.pidfd = None
+            if isinstance(self.process, ForkedProcess):
+                self.process.close()
+            elif self._own_pidfd is not None:
+                os.close(self._own_pidfd)
+                self._own_pidfd = None

@@ -7,8 +7,9 @@ worker dies exactly the task it held fails (:class:`WorkerCrashedError`) and the
 a fresh worker for the next task. The dispatcher never blocks on one worker: it reads what
 has arrived (``frames.py``), so a worker stopped half-way through a reply holds up only its
 own task. How workers are started, and restarted after dying while starting, is in
-``starting.py``. A worker takes about 0.1 s to start; workers are started on demand, up to
-``max_workers``, and reused.
+``starting.py``: they are forked from a template process that imported the kernel and the
+plugins once (``template.py``), in a few milliseconds each; workers are started on demand,
+up to ``max_workers``, and reused.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from routilux_kernel.core.errors import ExecutorError
 from routilux_kernel.executors.contract import Executor, ExecutorCapabilities
 from routilux_kernel.executors.pickling import require_cloudpickle
 from routilux_kernel.executors.process.dispatcher import PoolDispatcher
+from routilux_kernel.executors.process.forked import WorkerTemplate, forking_supported
 from routilux_kernel.executors.process.handles import Task
 from routilux_kernel.executors.remote import dumps
 
@@ -59,10 +61,15 @@ class ProcessExecutor(PoolDispatcher, Executor):
                 raise ExecutorError("process executor was shut down; create a new one")
             self._wake_read, self._wake_write = os.pipe()
             os.set_blocking(self._wake_write, False)
+            if forking_supported():
+                # Started now, so its imports overlap with whatever runs before the first task.
+                self._template = WorkerTemplate(self._worker_plugins, self._wake)
             # Future callbacks apply results and may block on a full slot: never on the
             # dispatcher thread, which must keep reading pipes.
+            # Each worker may hold one thread applying its streamed effects (maybe blocked
+            # on a full slot) while the outcome of its previous task is applied on another.
             self._completions = ThreadPoolExecutor(
-                max(2, self._max_workers), thread_name_prefix="routilux-process-done"
+                2 * self._max_workers + 2, thread_name_prefix="routilux-process-done"
             )
             self._dispatcher = threading.Thread(
                 target=self._dispatch_loop, name="routilux-process-dispatcher", daemon=True
@@ -70,6 +77,21 @@ class ProcessExecutor(PoolDispatcher, Executor):
             self._dispatcher.start()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        return self._submit(fn, args, None)
+
+    def submit_streamed(
+        self, fn: Callable[..., Any], on_effects: Callable[[bytes], bytes], /, *args: Any
+    ) -> Future[Any]:
+        """Like ``submit``; effects the remote logic streams while it runs (each ``emit``)
+        go to ``on_effects`` on a thread that may block, and its reply back to the logic."""
+        return self._submit(fn, args, on_effects)
+
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        on_effects: Callable[[bytes], bytes] | None,
+    ) -> Future[Any]:
         if self._dispatcher is None and not self._closing:
             self.start()
         payload = dumps((fn, args))
@@ -79,7 +101,7 @@ class ProcessExecutor(PoolDispatcher, Executor):
                 raise RuntimeError("process executor is shut down; it takes no new work")
             if self._broken:
                 raise ExecutorError(self._broken)
-            task = Task(next(self._ids), future, payload)
+            task = Task(next(self._ids), future, payload, on_effects)
             self._pending.append(task)
             self._tasks[future] = task
             sends = self._assign_locked()
@@ -151,6 +173,10 @@ class ProcessExecutor(PoolDispatcher, Executor):
             if worker.process.poll() is None:
                 worker.process.kill()
             worker.process.wait()
+        with self._lock:
+            template, self._template = self._template, None
+        if template is not None:  # after the workers: it reports their exit codes
+            template.close()
         completions = self._completions
         if completions is not None:
             in_callback = threading.current_thread().name.startswith("routilux-process-done")
@@ -172,4 +198,8 @@ class ProcessExecutor(PoolDispatcher, Executor):
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for tests and monitoring)."""
         with self._lock:
-            return [worker.process.pid for worker in self._workers if not worker.dead]
+            return [
+                worker.process.pid
+                for worker in self._workers
+                if not worker.dead and worker.process.pid is not None
+            ]

@@ -1,9 +1,12 @@
 """Starting worker processes, and what the pool does when they die before they are ready.
 
-Workers are fresh interpreters started with ``subprocess`` (fork + exec), not
-``multiprocessing``: a bare ``fork`` is unsafe once the parent has threads (a runtime always
-has), and multiprocessing's ``spawn``/``forkserver`` re-run the parent's ``__main__`` script
-in each worker, which breaks scripts without an ``if __name__ == "__main__"`` guard.
+Workers are forked from the pool's template process (``template.py``, ``forked.py``): an
+interpreter started with ``subprocess`` that imported the kernel and the plugins once. Where
+the platform cannot do that, or the template failed, each worker is a fresh interpreter
+started with ``subprocess`` (fork + exec). Never ``multiprocessing``: a bare ``fork`` of the
+driver is unsafe once it has threads (a runtime always has), and multiprocessing's
+``spawn``/``forkserver`` re-run the parent's ``__main__`` script in each worker, which breaks
+scripts without an ``if __name__ == "__main__"`` guard.
 
 A worker can die before it says "ready" for two kinds of reasons, told apart by how it
 ended:
@@ -26,6 +29,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from routilux_kernel.executors.process.forked import WorkerTemplate
 from routilux_kernel.executors.process.handles import WorkerHandle
 from routilux_kernel.executors.remote import describe_exit
 
@@ -43,9 +47,20 @@ _PACKAGE_ROOT = os.path.dirname(
 )
 
 
-def spawn_worker(name: str, worker_plugins: Sequence[str]) -> WorkerHandle:
-    """Start one worker process and send it what it needs to set itself up."""
+def spawn_worker(
+    name: str, worker_plugins: Sequence[str], template: WorkerTemplate | None = None
+) -> WorkerHandle:
+    """Start one worker process (forked by ``template`` if it works) and send it what it
+    needs to set itself up."""
     parent_end, child_end = socket.socketpair()
+    if template is not None and template.failure is None:
+        try:
+            forked = template.fork(name, child_end)
+        except OSError:
+            pass  # the template is gone: a fresh interpreter it is
+        else:
+            child_end.close()
+            return _introduce(WorkerHandle(name, forked, parent_end), name, worker_plugins)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
     try:
@@ -60,7 +75,10 @@ def spawn_worker(name: str, worker_plugins: Sequence[str]) -> WorkerHandle:
         raise
     finally:
         child_end.close()
-    worker = WorkerHandle(name, process, parent_end)
+    return _introduce(WorkerHandle(name, process, parent_end), name, worker_plugins)
+
+
+def _introduce(worker: WorkerHandle, name: str, worker_plugins: Sequence[str]) -> WorkerHandle:
     worker.send(("init", list(sys.path), name, tuple(worker_plugins)))
     return worker
 
@@ -81,10 +99,13 @@ class WorkerStarts:
     def may_start_now(self) -> bool:
         return time.monotonic() >= self.not_before
 
-    def died_before_ready(self, worker: WorkerHandle, exitcode: int) -> tuple[str | None, bool]:
+    def died_before_ready(
+        self, worker: WorkerHandle, exitcode: int | None
+    ) -> tuple[str | None, bool]:
         """Record it; returns why queued work fails now (None: it stays queued) and whether
         the pool is broken for good."""
-        killed = exitcode < 0 and not worker.start_error
+        # None: its template process died too, so nobody knows; a restart may well work.
+        killed = (exitcode is None or exitcode < 0) and not worker.start_error
         if not killed:
             self._failed_in_a_row += 1
             if self._failed_in_a_row < MAX_START_FAILURES:

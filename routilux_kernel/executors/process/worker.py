@@ -1,8 +1,9 @@
 """The worker side of the ``process`` executor: one interpreter running one task at a time.
 
-The pool (``pool.py``) starts it as ``python -c`` with a socket to the driver, sends the
-driver's ``sys.path`` and plugin list, then tasks; a reader thread takes cancels and the stop
-message while a task runs.
+The template process (``template.py``) forks it, or, where forking is not available, the pool
+starts it as ``python -c`` (:func:`worker_main`). Either way it gets a socket to the driver,
+reads the driver's ``sys.path`` and plugin list, then tasks; a reader thread takes cancels,
+replies to streamed effects, and the stop message while a task runs.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from routilux_kernel.executors.pickling import dumps, loads
 
 
 def worker_main() -> None:
-    """Entry point of a worker process: set up, then run tasks one at a time until told to stop."""
+    """Entry point of a worker started as ``python -c`` (argv[1] is its socket)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
-    conn = Connection(int(sys.argv[1]))
+    run_worker(Connection(int(sys.argv[1])))
+
+
+def run_worker(conn: Connection) -> None:
+    """Set up, then run tasks one at a time until told to stop; ends the process."""
     _, sys_path, name, plugins = conn.recv()
     sys.path[:] = sys_path
     try:
@@ -39,6 +44,7 @@ def worker_main() -> None:
     tasks: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
     cancelled: set[int] = set()
     current: list[int | None] = [None]
+    applied: queue.SimpleQueue[bytes] = queue.SimpleQueue()  # the driver's effect replies
 
     def read() -> None:
         while True:
@@ -50,16 +56,25 @@ def worker_main() -> None:
                 tasks.put(message)
             elif message[0] == "cancel":
                 cancelled.add(message[1])
+            elif message[0] == "applied":
+                applied.put(message[1])
             else:
                 tasks.put(None)
 
     threading.Thread(target=read, name="routilux-worker-reader", daemon=True).start()
     remote.set_cancel_probe(lambda: current[0] in cancelled)
     conn.send(("ready", os.getpid()))
+
+    def stream_effects(batch: bytes) -> BaseException | None:
+        conn.send(("effects", current[0], batch))
+        error: BaseException | None = loads(applied.get())
+        return error
+
     while (message := tasks.get()) is not None:
-        _, task_id, payload = message
+        _, task_id, payload, streamed = message
         cancelled &= {task_id}  # only this task can be cancelled now: drop late cancels
         current[0] = task_id
+        remote.set_effect_stream(stream_effects if streamed else None)
         try:
             fn, args = loads(payload)
             reply = ("done", task_id, True, dumps(fn(*args)))
