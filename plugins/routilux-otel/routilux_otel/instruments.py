@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from routilux_otel import attributes as names

@@ -256,10 +256,12 @@ class TelemetryPlugin:
         outcome = names.OUTCOME_OK if error is None else names.OUTCOME_ERROR
         instruments = self._instruments
         if instruments is not None:
-            instruments.activation_duration.record(
-                time.perf_counter() - traced.started,
-                {names.FLOW_ID: traced.job.flow_id, names.ROUTINE_ID: routine_id, names.OUTCOME: outcome},
-            )
+            attributes = {
+                names.FLOW_ID: traced.job.flow_id,
+                names.ROUTINE_ID: routine_id,
+                names.OUTCOME: outcome,
+            }
+            instruments.activation_duration.record(time.perf_counter() - traced.started, attributes)
         if traced.recording:
             span = traced.span
             span.set_attribute(names.OUTCOME, outcome)

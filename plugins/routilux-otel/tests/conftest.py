@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from collector import collector  # noqa: F401 - the fixture, for every test here
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -23,8 +24,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from routilux_otel import TelemetryPlugin
 
 from routilux_kernel import Runtime, create_plugin_manager
-
-from collector import collector  # noqa: F401 - the fixture, for every test here
 
 WAIT = 30.0
 

@@ -46,7 +46,8 @@ PROGRAM = textwrap.dedent(
     names = []
     if sys.argv[1] == "app-provider":
         names = sorted(span.name for span in exporter.get_finished_spans())
-    print("RESULT " + json.dumps({"status": str(state.status), "plugins": plugins, "spans": names, "otel_hooks": otel_hooks}))
+    result = {"status": str(state.status), "plugins": plugins, "spans": names}
+    print("RESULT " + json.dumps({**result, "otel_hooks": otel_hooks}))
     """
 )
 

@@ -32,11 +32,14 @@ def check_remote_tree(telemetry, collector, flow_id: str, executor: str) -> list
     spans = telemetry.spans()
     (job,) = [span for span in spans if span.name == f"job {flow_id}"]
     activations = [span for span in spans if span is not job]
-    assert sorted(
-        (span.name, span.attributes[names.ATTEMPT], span.attributes[names.OUTCOME])
-        for span in activations
-        if span.parent.span_id == job.context.span_id
-    ) == EXPECTED_ACTIVATIONS
+    assert (
+        sorted(
+            (span.name, span.attributes[names.ATTEMPT], span.attributes[names.OUTCOME])
+            for span in activations
+            if span.parent.span_id == job.context.span_id
+        )
+        == EXPECTED_ACTIVATIONS
+    )
     assert len(activations) == 5
 
     worker_spans = collector.wait_for(5, WAIT)
