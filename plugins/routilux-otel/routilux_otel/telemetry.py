@@ -189,6 +189,11 @@ class TelemetryPlugin:
                 }
             )
         traced = ActivationTrace(span, recording, job, routine_id, time.perf_counter())
+        if recording and job.producers:
+            try:
+                _link_producers(traced, activation.slot_data)
+            except Exception:  # telemetry must never fail the user's activation
+                logger.opt(exception=True).error("routilux-otel could not link activation spans")
         self._activations[activation.activation_id] = traced
         job.running.setdefault(routine_id, []).append(traced)
         return traced
@@ -213,11 +218,6 @@ class TelemetryPlugin:
             if tracer is None:  # untraced, or a worker that exports nothing
                 return (yield)
             return (yield from traced_in_worker(tracer, activation, carrier))
-        if traced.recording and traced.job.producers:
-            try:
-                _link_producers(traced, activation.slot_data)
-            except Exception:  # telemetry must never fail the user's activation
-                logger.opt(exception=True).error("routilux-otel could not link activation spans")
         running = _running.set(traced)
         token = otel_context.attach(trace.set_span_in_context(traced.span))
         try:

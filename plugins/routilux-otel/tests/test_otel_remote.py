@@ -72,6 +72,16 @@ def check_remote_tree(telemetry, collector, flow_id: str, executor: str) -> list
     assert exception.attributes["exception.type"] == "ConnectionError"
     (source,) = [s for s in activations if s.name == "activation source"]
     assert [(e.name, e.attributes[names.EVENT_NAME]) for e in source.events] == [("emit", "out")]
+    (join,) = [s for s in activations if s.name == "activation join"]
+    (right,) = [s for s in activations if s.name == "activation right"]
+    (left_ok,) = [
+        s
+        for s in activations
+        if s.name == "activation left" and s.attributes[names.OUTCOME] == "ok"
+    ]
+    assert sorted((link.attributes[names.SLOT], link.context.span_id) for link in join.links) == (
+        sorted([("left", left_ok.context.span_id), ("right", right.context.span_id)])
+    )
     return worker_spans
 
 
