@@ -5,7 +5,10 @@ routed events per second. The plugin is given through ``Runtime(plugins=[...])``
 manager with only the built-in plugins, with its own SDK providers: every span goes to a
 no-op exporter through a ``BatchSpanProcessor`` (what a deployment uses), every metric to
 an in-memory reader that is never read. A second row uses a 10 % trace-id ratio sampler,
-the usual production setting, to show what recording every span costs.
+the usual production setting, to show what recording every span costs. The "dormant" row
+is what the installed entry point registers when no provider records anything (no
+exporter installed, ``OTEL_*_EXPORTER=none``, ``OTEL_SDK_DISABLED=true``): an object with
+no hook, so the kernel skips every lifecycle hook; its target is "within noise" of W2.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from bench.bench_kernel import chain_flow
 from routilux_kernel import create_plugin_manager
 
 WITHOUT = "W2 otel: no plugin"
+DORMANT = "W2 otel: installed, nothing exported (dormant)"
 TRACED = "W2 otel: every span, no-op exporter"
 SAMPLED = "W2 otel: 10% of traces sampled"
-WORKLOADS = [WITHOUT, TRACED, SAMPLED]
+WORKLOADS = [WITHOUT, DORMANT, TRACED, SAMPLED]
 
 LENGTH = 20
 POOL = 4
@@ -78,6 +82,25 @@ def run(quick: bool) -> list[dict[str, Any]]:
         quick,
     )
     rows.append(row(WITHOUT, "events/s", routed / without, None, "", f"{size}; reference"))
+    if selected(DORMANT):
+        from routilux_otel.plugin import DormantTelemetry
+
+        floor, dormant, _ = best_of(
+            lambda: seconds_for(flow, jobs, [], base, batches),
+            lambda: seconds_for(flow, jobs, [DormantTelemetry()], base, batches),
+            quick,
+        )
+        per_event = (dormant - floor) / routed * 1e6
+        rows.append(
+            row(
+                DORMANT,
+                "events/s",
+                routed / dormant,
+                routed / floor,
+                "~1.0x (noise)",
+                f"{size}; {per_event:+.2f} us per routed event; no hook registered",
+            )
+        )
     if selected(TRACED):
         per_event = (traced - without) / routed * 1e6
         rows.append(

@@ -28,13 +28,14 @@ CONTRACT = {
     "register_error_strategies": ("register",),
     "register_commands": ("register",),
     "register_job_stores": ("register",),
-    "job_started": ("job_state", "flow"),
+    "job_started": ("job_state", "flow", "entry_params"),
     "job_finished": ("job_state", "flow"),
-    "routine_started": ("job_state", "routine_id"),
-    "routine_finished": ("job_state", "routine_id", "error"),
+    "routine_started": ("job_state", "routine_id", "activation"),
+    "routine_finished": ("job_state", "routine_id", "error", "activation"),
     "event_emitted": ("job_state", "routine_id", "event", "data"),
     "decide_error": ("failure",),
     "run_activation": ("activation",),
+    "remote_activation_context": ("activation",),
     "worker_setup": ("worker",),
 }
 

@@ -7,7 +7,9 @@ The types here are protocols so the contracts never depend on who implements the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from routilux_kernel.core.markers import hookimpl
@@ -32,10 +34,20 @@ class ActivationView(Protocol):
     slot_data: dict[str, list[dict[str, Any]]]
     policy_message: Any
     job_state: Any
+    #: Unique among the activations of the driver process; the same for every attempt.
+    activation_id: int
+    #: 0 for the first run, 1 for the first retry, and so on.
+    attempt: int
+    #: What ``remote_activation_context`` hooks attached on the driver (remote workers);
+    #: empty for in-process activations.
+    context: Mapping[str, Any]
 
     def call_logic(self) -> Any:
         """Run the routine's logic on this activation's data."""
 
+
+#: The ``context`` of an activation no hook attached anything to.
+NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 
 current_activation: ContextVar[ActivationContext | None] = ContextVar(
     "routilux_current_activation", default=None

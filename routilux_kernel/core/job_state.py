@@ -264,6 +264,14 @@ class JobState:
         """When anything of the job last changed: status, routine state, shared data, history."""
         return max(self._updated_at, self.started_at or 0.0, self.finished_at or 0.0)
 
+    def queue_depths(self) -> dict[str, dict[str, int]]:
+        """Items waiting in each slot while the job runs: ``{routine_id: {slot: count}}``.
+
+        Only routines with something queued are listed; a job that is not running has none.
+        """
+        run = self._live_run
+        return run.queue_depths() if run is not None else {}
+
     def record(self, routine_id: str, kind: str, detail: Any = None) -> None:
         """Append one entry to the bounded event history (errors, retries, late emits)."""
         now = time.time()

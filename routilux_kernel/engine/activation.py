@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from itertools import count
 from typing import TYPE_CHECKING, Any
 
+from routilux_kernel.core.context import NO_CONTEXT
 from routilux_kernel.core.policies import SlotQueues
 from routilux_kernel.engine.plan import RoutineSpec
 from routilux_kernel.engine.timers import TimerHandle
@@ -42,10 +45,15 @@ class RoutineRun(SlotQueues):
         self.job._request_wake(self, seconds)
 
 
+#: Activation ids: next() on a count is atomic under the GIL, so no lock is needed.
+_activation_ids = count(1)
+
+
 class Activation:
     """One run of a routine's logic on one slice of data; what ``run_activation`` hooks see."""
 
     __slots__ = (
+        "activation_id",
         "job",
         "run",
         "slot_data",
@@ -60,6 +68,7 @@ class Activation:
     )
 
     def __init__(self, job: JobBase, run: RoutineRun, slot_data: dict[str, Any], message: Any):
+        self.activation_id = next(_activation_ids)
         self.job = job
         self.run = run
         self.slot_data = slot_data
@@ -90,6 +99,11 @@ class Activation:
     @property
     def job_state(self) -> JobState:
         return self.job.job_state
+
+    @property
+    def context(self) -> Mapping[str, Any]:
+        """Empty: ``remote_activation_context`` is shipped only to remote workers."""
+        return NO_CONTEXT
 
     def call_logic(self) -> Any:
         """Run the routine's logic on this activation's data."""

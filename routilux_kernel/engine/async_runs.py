@@ -63,7 +63,11 @@ class AsyncActivations(JobBase):
         hooks = self.hooks
         if hooks.routine_finished is not None:
             hooks.notify(
-                hooks.routine_finished, job_state=state, routine_id=routine_id, error=error
+                hooks.routine_finished,
+                job_state=state,
+                routine_id=routine_id,
+                error=error,
+                activation=activation,
             )
         self._finish(activation, error)
 

@@ -100,7 +100,11 @@ class DispatchAndCompletion(JobBase):
             return
         if hooks.routine_finished is not None:
             hooks.notify(
-                hooks.routine_finished, job_state=state, routine_id=routine_id, error=error
+                hooks.routine_finished,
+                job_state=state,
+                routine_id=routine_id,
+                error=error,
+                activation=activation,
             )
         self._finish(activation, error)
 
@@ -108,7 +112,12 @@ class DispatchAndCompletion(JobBase):
         run = activation.run
         hooks = self.hooks
         if hooks.routine_started is not None:
-            hooks.notify(hooks.routine_started, job_state=self.job_state, routine_id=run.routine_id)
+            hooks.notify(
+                hooks.routine_started,
+                job_state=self.job_state,
+                routine_id=run.routine_id,
+                activation=activation,
+            )
         if hooks.run_activation is not None:
             return hooks.run_activation(activation=activation)
         return run.routine.get_logic()(

@@ -67,6 +67,16 @@ class JobBase:
             run = self.runs[routine_id] = RoutineRun(self, self.plan.specs[routine_id])
         return run
 
+    def queue_depths(self) -> dict[str, dict[str, int]]:
+        """What ``JobState.queue_depths`` reports: the non-empty slot queues, under the lock."""
+        with self.lock:
+            depths = {}
+            for routine_id, run in self.runs.items():
+                counts = {slot: n for slot, n in run.counts().items() if n}
+                if counts:
+                    depths[routine_id] = counts
+            return depths
+
     # -- calls between the parts (implemented by exactly one part each) ---------------------
 
     def _decide(self, run: RoutineRun) -> Activation | None:

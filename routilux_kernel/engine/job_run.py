@@ -62,7 +62,9 @@ class JobRun(PolicyDecisions, DispatchAndCompletion, ErrorsAndRetries, AsyncActi
                 if checkpoints is not None:
                     checkpoints.delivered(routine_id, slot)
         if self.hooks.job_started is not None:
-            self.hooks.notify(self.hooks.job_started, job_state=state, flow=self.flow)
+            self.hooks.notify(
+                self.hooks.job_started, job_state=state, flow=self.flow, entry_params=params
+            )
         ready: list[Activation] = []
         with self.lock:
             if self.closed:  # a hook or another thread ended it; the closer finalizes

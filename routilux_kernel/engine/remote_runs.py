@@ -73,7 +73,12 @@ def submit_remote(job: JobRun, activation: Activation) -> Future[Any]:
             job._keep_locked(activation)
     hooks = job.hooks
     if hooks.routine_started is not None:
-        hooks.notify(hooks.routine_started, job_state=job.job_state, routine_id=spec.routine_id)
+        hooks.notify(
+            hooks.routine_started,
+            job_state=job.job_state,
+            routine_id=spec.routine_id,
+            activation=activation,
+        )
     future.add_done_callback(partial(_on_done, job, activation))
     return future
 
@@ -88,11 +93,18 @@ def _payload(job: JobRun, activation: Activation) -> bytes:
         list(state.shared_log),
         state.cancel_requested,
     )
-    parts = (activation.routine, activation.slot_data, activation.policy_message, snapshot)
+    ticket = (activation.activation_id, activation.attempt, _remote_context(job, activation))
+    parts = (activation.routine, activation.slot_data, activation.policy_message, snapshot, ticket)
     try:
         return dumps(parts)
     except Exception as exc:
-        names = ("the routine", "its slot data", "its policy message", "the job state")
+        names = (
+            "the routine",
+            "its slot data",
+            "its policy message",
+            "the job state",
+            "the context a remote_activation_context hook returned",
+        )
         culprit = "the activation"
         for name, part in zip(names, parts, strict=True):
             try:
@@ -105,6 +117,34 @@ def _payload(job: JobRun, activation: Activation) -> bytes:
             f"{activation.run.spec.executor.name!r}: {culprit} cannot be pickled: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _remote_context(job: JobRun, activation: Activation) -> dict[str, Any]:
+    """The dicts ``remote_activation_context`` hooks return, merged; a hook that fails is
+    logged and left out, like an observer, so telemetry never stops an activation."""
+    hook = job.hooks.remote_activation_context
+    if hook is None:
+        return {}
+    merged: dict[str, Any] = {}
+    try:
+        answers = hook(activation=activation)
+    except Exception as exc:
+        logger.opt(exception=True).error(
+            "{} raised in hook remote_activation_context; routine {} of job {} runs without it",
+            job.hooks.blame(hook, exc),
+            activation.routine_id,
+            job.job_state.job_id,
+        )
+        return merged
+    for answer in reversed(answers):  # pluggy answers newest plugin first; the newest wins
+        if isinstance(answer, dict):
+            merged.update(answer)
+        else:
+            logger.error(
+                "a remote_activation_context hook returned {!r}, not a dict; left out",
+                type(answer).__name__,
+            )
+    return merged
 
 
 def _finish_skipped(job: JobRun, activation: Activation, future: Future[Any]) -> None:
@@ -131,7 +171,13 @@ def _on_done(job: JobRun, activation: Activation, future: Future[Any]) -> None:
             current_recorder.reset(token)
     hooks = job.hooks
     if hooks.routine_finished is not None:
-        hooks.notify(hooks.routine_finished, job_state=state, routine_id=routine_id, error=error)
+        hooks.notify(
+            hooks.routine_finished,
+            job_state=state,
+            routine_id=routine_id,
+            error=error,
+            activation=activation,
+        )
     job._finish(activation, error)
 
 

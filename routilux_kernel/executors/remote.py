@@ -371,13 +371,17 @@ class _RemoteContext:
 class _RemoteActivation:
     """What a worker-side ``run_activation`` hook sees (no driver-side ``job``)."""
 
-    def __init__(self, routine_id: str, routine: Routine, slot_data: Any, message: Any, view):
+    def __init__(
+        self, routine_id: str, routine: Routine, slot_data: Any, message: Any, view, ticket
+    ):
         self.routine_id = routine_id
         self.routine = routine
         self.slot_data = slot_data
         self.policy_message = message
         self.job_state = view
         self.job = None
+        #: The driver's activation id, attempt and merged remote_activation_context dicts.
+        self.activation_id, self.attempt, self.context = ticket
 
     def call_logic(self) -> Any:
         return self.routine.get_logic()(self.slot_data, self.policy_message, self.job_state)
@@ -387,7 +391,7 @@ def run_remote_activation(routine_id: str, payload: bytes) -> bytes:
     """Worker entry point: run one activation and return its pickled outcome (never raises)."""
     ops: list[tuple[Any, ...]] = []
     try:
-        routine, slot_data, message, snapshot = loads(payload)
+        routine, slot_data, message, snapshot, ticket = loads(payload)
     except BaseException as exc:  # noqa: BLE001 - reported to the driver
         failed = RoutineError.from_exception(exc)
         message = f"routine {routine_id!r} could not be unpickled in the worker: {exc}"
@@ -403,7 +407,9 @@ def run_remote_activation(routine_id: str, payload: bytes) -> bytes:
             hook = _run_activation_hook
             if hook is not None:
                 result = hook(
-                    activation=_RemoteActivation(routine_id, routine, slot_data, message, view)
+                    activation=_RemoteActivation(
+                        routine_id, routine, slot_data, message, view, ticket
+                    )
                 )
             else:
                 result = routine.get_logic()(slot_data, message, view)

@@ -17,8 +17,9 @@ _LIFECYCLE = (
     "routine_finished",
     "event_emitted",
     "run_activation",
+    "remote_activation_context",
 )
-_OBSERVERS = frozenset(_LIFECYCLE) - {"run_activation"}
+_OBSERVERS = frozenset(_LIFECYCLE) - {"run_activation", "remote_activation_context"}
 
 # How an unmonitored manager runs a call; tracing replaces it (pluggy keeps it private,
 # so if that ever changes every manager counts as monitored: slower, never wrong).
@@ -46,6 +47,7 @@ class HookSet:
     routine_finished: Any
     event_emitted: Any
     run_activation: Any
+    remote_activation_context: Any
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm

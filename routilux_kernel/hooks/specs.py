@@ -64,7 +64,7 @@ def register_job_stores(register: Register) -> None:
 
 
 @hookspec
-def job_started(job_state: JobState, flow: Flow) -> None:
+def job_started(job_state: JobState, flow: Flow, entry_params: dict[str, Any]) -> None:
     """Called when a job starts, before its entry routines are activated."""
 
 
@@ -74,12 +74,14 @@ def job_finished(job_state: JobState, flow: Flow) -> None:
 
 
 @hookspec
-def routine_started(job_state: JobState, routine_id: str) -> None:
+def routine_started(job_state: JobState, routine_id: str, activation: ActivationView) -> None:
     """Called in the worker before a routine's logic runs for one activation."""
 
 
 @hookspec
-def routine_finished(job_state: JobState, routine_id: str, error: BaseException | None) -> None:
+def routine_finished(
+    job_state: JobState, routine_id: str, error: BaseException | None, activation: ActivationView
+) -> None:
     """Called in the worker after a routine's logic returned (``error`` None) or raised."""
 
 
@@ -99,6 +101,11 @@ def decide_error(failure: ActivationFailure) -> ErrorDecision | None:
 @hookspec(firstresult=True)
 def run_activation(activation: ActivationView) -> Any:
     """Run one activation's logic; implement with ``wrapper=True`` to wrap every activation."""
+
+
+@hookspec
+def remote_activation_context(activation: ActivationView) -> dict[str, Any] | None:
+    """Return a small picklable dict to ship with a remote activation (``activation.context``)."""
 
 
 @hookspec

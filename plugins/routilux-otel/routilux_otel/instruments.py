@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from routilux_otel import attributes as names
 
-#: Reads the live slot queues: ``[(flow_id, {routine_id: queues with counts()})]``.
-QueueSource = Callable[[], list[tuple[str, dict[str, Any]]]]
+#: Reads the live slot queues: ``[(flow_id, {routine_id: {slot: depth}})]``.
+QueueSource = Callable[[], list[tuple[str, dict[str, dict[str, int]]]]]
 
 
 class Instruments:
@@ -47,9 +46,9 @@ class Instruments:
 
     def _observe_queue_depths(self, options: CallbackOptions) -> Iterable[Observation]:
         totals: dict[tuple[str, str, str], int] = {}
-        for flow_id, runs in self._queues():
-            for routine_id, queues in list(runs.items()):
-                for slot, depth in queues.counts().items():
+        for flow_id, depths in self._queues():
+            for routine_id, slots in depths.items():
+                for slot, depth in slots.items():
                     key = (flow_id, routine_id, slot)
                     totals[key] = totals.get(key, 0) + depth
         return [

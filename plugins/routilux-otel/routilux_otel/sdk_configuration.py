@@ -38,7 +38,7 @@ def configure_from_environment() -> None:
         if _configured:
             return
         _configured = True
-        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        if _sdk_disabled():
             return
         if _tracer_provider_unset():
             _install_tracer_provider()
@@ -46,12 +46,35 @@ def configure_from_environment() -> None:
             _install_meter_provider()
 
 
+def is_placeholder(provider: Any) -> bool:
+    """True for the API's stand-ins (proxy or no-op providers), which record nothing."""
+    # The meter proxy class is private; names are the stable way to recognise them all.
+    return type(provider).__name__ in _PLACEHOLDERS
+
+
+_PLACEHOLDERS = frozenset(
+    {"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider"}
+)
+
+
+def signals_in_use() -> tuple[bool, bool]:
+    """Whether traces and metrics reach anything: (tracing, metrics), after configuring."""
+    configure_from_environment()
+    if _sdk_disabled():
+        return False, False
+    tracing = not is_placeholder(trace.get_tracer_provider())
+    return tracing, not is_placeholder(metrics.get_meter_provider())
+
+
+def _sdk_disabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
 def _tracer_provider_unset() -> bool:
     return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 def _meter_provider_unset() -> bool:
-    # The API's placeholder class is private; its name is the stable way to recognise it.
     return type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
 
 

@@ -1,20 +1,28 @@
-"""Which worker ran a remote activation: told by the worker, read on the driver.
+"""Which worker runs a remote activation, and the span the activation gets there.
 
-Today's hooks give a plugin no channel from a worker back to the driver's hooks, except
-what the activation's logic may do: the worker-side ``run_activation`` wrapper writes one
-entry into the job's history (``job_state.record``, replayed on the driver before
-``routine_finished``), and the driver reads the newest such entry of the routine.
+The driver ships the activation span's W3C trace context with the activation (the
+``remote_activation_context`` hook); in the worker, :func:`traced_in_worker` extracts it and
+runs the logic inside a child span that names the worker, so the worker's spans (and any
+the logic makes itself) land in the job's trace, exported by the worker's own providers.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from typing import Any
 
-from routilux_otel import attributes as names
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-#: The history ``kind`` of the entry a worker records for each remote activation.
-WORKER_RECORD = "routilux_otel.worker"
+from routilux_otel import attributes as names
+from routilux_otel.errors import record_error
+
+#: The key of routilux-otel's part of ``activation.context``.
+CONTEXT_KEY = "routilux_otel"
+
+PROPAGATOR = TraceContextTextMapPropagator()
 
 _identity: dict[str, Any] | None = None
 
@@ -33,21 +41,38 @@ def remember_worker(worker: Any) -> None:
     _identity = identity
 
 
-def record_worker(job_state: Any, routine_id: str) -> None:
-    """In the worker: note this worker in the activation's job history."""
+def carrier_for(span: trace.Span) -> dict[str, str]:
+    """The ``traceparent`` (and ``tracestate``) of ``span``, to ship with its activation."""
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
+
+
+def traced_in_worker(
+    tracer: trace.Tracer, activation: Any, carrier: dict[str, str]
+) -> Generator[None, Any, Any]:
+    """The worker side of ``run_activation``: the logic runs in a child of the driver's span."""
     identity = _identity if _identity is not None else {names.WORKER_PID: os.getpid()}
-    job_state.record(routine_id, WORKER_RECORD, identity)
-
-
-def worker_of(job_state: Any, routine_id: str, since: float) -> dict[str, Any] | None:
-    """On the driver: the worker that ran ``routine_id``'s activation handed over at ``since``.
-
-    Activations of one routine in one job run one at a time, so the newest entry recorded
-    after the hand-over belongs to the activation that just finished.
-    """
-    for recorded_at, entry_routine, kind, detail in reversed(list(job_state.history)):
-        if recorded_at < since:
-            return None
-        if kind == WORKER_RECORD and entry_routine == routine_id and isinstance(detail, dict):
-            return detail
-    return None
+    span = tracer.start_span(
+        f"run {activation.routine_id}",
+        context=PROPAGATOR.extract(carrier),
+        attributes={
+            **identity,
+            names.JOB_ID: str(activation.job_state.job_id),
+            names.ROUTINE_ID: activation.routine_id,
+            names.ATTEMPT: activation.attempt + 1,
+        },
+    )
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        result = yield
+    except BaseException as error:
+        span.set_attribute(names.OUTCOME, names.OUTCOME_ERROR)
+        record_error(span, error)
+        raise
+    else:
+        span.set_attribute(names.OUTCOME, names.OUTCOME_OK)
+        return result
+    finally:
+        otel_context.detach(token)
+        span.end()

@@ -2,17 +2,20 @@
 
 Each test gets its own TracerProvider (in-memory span exporter) and MeterProvider
 (in-memory metric reader) handed to a :class:`TelemetryPlugin` through ``Runtime(plugins=)``;
-the installed entry-point instance is taken out of that runtime's plugin manager so spans
-are not made twice. Worker processes load the installed plugin as users get it.
+the installed entry point is left out of that runtime's plugin manager so spans are not
+made twice. Worker processes load the installed plugin as users get it, configured by the
+``OTEL_*`` variables a test sets (see collector.py).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from collector import collector  # noqa: F401 - the fixture, for every test here
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -33,9 +36,17 @@ class Telemetry:
     runtimes: list[Runtime] = field(default_factory=list)
 
     def runtime(self, **options: Any) -> Runtime:
-        pm = create_plugin_manager()
-        if pm.has_plugin("otel"):
-            pm.unregister(name="otel")
+        # The installed entry point is left out in this (driver) process: loading it would
+        # configure global providers from the OTEL_* variables meant for worker processes.
+        before = os.environ.get("ROUTILUX_DISABLE_PLUGINS")
+        os.environ["ROUTILUX_DISABLE_PLUGINS"] = "otel"
+        try:
+            pm = create_plugin_manager()
+        finally:
+            if before is None:
+                del os.environ["ROUTILUX_DISABLE_PLUGINS"]
+            else:
+                os.environ["ROUTILUX_DISABLE_PLUGINS"] = before
         runtime = Runtime(plugin_manager=pm, plugins=[self.plugin], **options)
         self.runtimes.append(runtime)
         return runtime

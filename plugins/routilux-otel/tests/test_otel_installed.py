@@ -42,10 +42,12 @@ PROGRAM = textwrap.dedent(
     with Runtime(thread_pool_size=1) as runtime:
         state = runtime.run(flow, {}, timeout=30)
     plugins = sorted(p["name"] for p in describe_plugins() if not p["builtin"])
+    otel_hooks = [p["hooks"] for p in describe_plugins() if p["name"] == "otel"]
     names = []
     if sys.argv[1] == "app-provider":
         names = sorted(span.name for span in exporter.get_finished_spans())
-    print("RESULT " + json.dumps({"status": str(state.status), "plugins": plugins, "spans": names}))
+    result = {"status": str(state.status), "plugins": plugins, "spans": names}
+    print("RESULT " + json.dumps({**result, "otel_hooks": otel_hooks}))
     """
 )
 
@@ -120,3 +122,28 @@ def test_an_exporter_that_is_not_installed_is_named_in_a_warning(variable: str) 
     assert result["status"] == "completed" and spans == []
     assert f"{variable}='zipkin-nowhere' names no installed exporter" in stderr
     assert "installed: console" in stderr
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},  # the default exporter, otlp (gRPC), is not installed: nothing would be exported
+        {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"},
+        {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"},
+    ],
+    ids=["no-exporter-installed", "exporters-none", "sdk-disabled"],
+)
+def test_installed_but_exporting_nothing_registers_no_hook(env: dict[str, str]) -> None:
+    result, spans, _ = run_program("env", **env)
+    assert result["status"] == "completed"
+    assert "otel" in result["plugins"]
+    assert result["otel_hooks"] == [[]]  # dormant: the kernel skips every lifecycle hook
+    assert spans == []
+
+
+def test_exporting_registers_the_tracing_hooks() -> None:
+    result, _, _ = run_program("env", OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none")
+    (hooks,) = result["otel_hooks"]
+    assert {"job_started", "routine_started", "run_activation", "remote_activation_context"} <= set(
+        hooks
+    )

@@ -108,6 +108,7 @@ def test_job_span_attributes_for_a_completed_and_a_failed_job(telemetry) -> None
     assert dict(good.attributes) == {
         names.FLOW_ID: "fan-join-attrs",
         names.JOB_ID: ok.job_id,
+        names.JOB_ENTRY_PARAMS_SIZE: 1,
         names.JOB_STATUS: "completed",
     }
     assert good.status.status_code is StatusCode.UNSET
@@ -115,6 +116,7 @@ def test_job_span_attributes_for_a_completed_and_a_failed_job(telemetry) -> None
     assert dict(bad.attributes) == {
         names.FLOW_ID: "always-fails",
         names.JOB_ID: failed.job_id,
+        names.JOB_ENTRY_PARAMS_SIZE: 0,
         names.JOB_STATUS: "failed",
         names.JOB_ERROR_ROUTINE: "boom",
     }
@@ -161,23 +163,50 @@ def test_logic_runs_inside_its_activation_span(telemetry) -> None:
     assert seen["parent"] == activation.context.span_id
 
 
-def test_no_tracer_provider_means_no_spans_and_jobs_still_run(monkeypatch) -> None:
-    from opentelemetry import trace
-    from routilux_otel import TelemetryPlugin, sdk_configuration
+def test_concurrent_activations_of_one_routine_get_their_own_spans_and_emits(
+    telemetry,
+) -> None:
+    both_running = threading.Barrier(2, timeout=WAIT)
 
-    # Global providers as the API has them before anybody configures it; SDK left off.
-    monkeypatch.setattr(sdk_configuration, "_configured", True)
-    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        import pytest
+    class Fan(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.add_slot("trigger")
+            self.add_event("item", ["i"])
 
-        pytest.skip("a global TracerProvider was installed by an earlier test in this process")
-    plugin = TelemetryPlugin()
-    from routilux_kernel import Runtime
+        def logic(self, slot_data, policy_message, job_state) -> None:
+            self.emit("item", i=1)
+            self.emit("item", i=2)
 
-    with Runtime(thread_pool_size=2, plugins=[plugin]) as runtime:
-        state = runtime.run(fan_out_join("untraced"), {"n": 3}, timeout=WAIT)
-    assert state.shared_data["sum"] == 15
-    assert plugin._jobs == {} and plugin._activations == {}
+    class Work(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.add_slot("input")
+            self.add_event("done", ["i"])
+
+        def logic(self, slot_data, policy_message, job_state) -> None:
+            both_running.wait()  # two activations of this routine run at once
+            i = slot_data["input"][0]["i"]
+            for _ in range(i):  # activation i emits i times
+                self.emit("done", i=i)
+
+    flow = Flow("concurrent-spans")
+    flow.add_routine(Fan(), "fan")
+    flow.add_routine(Work().set_concurrency(2), "work")
+    flow.connect("fan", "item", "work", "input")
+    state = telemetry.runtime(thread_pool_size=3).run(flow, {}, timeout=WAIT)
+    assert state.status == "completed"
+    spans = telemetry.spans()
+    (fan,) = by_name(spans, "activation fan")
+    work = by_name(spans, "activation work")
+    assert len(work) == 2 and len({s.context.span_id for s in work}) == 2
+    # Each span holds the emits of its own activation: 1 and 2 of them.
+    assert sorted(len(s.events) for s in work) == [1, 2]
+    for span in work:
+        assert [dict(link.attributes) for link in span.links] == [
+            {names.SLOT: "input", names.LINKED_ITEMS: 1}
+        ]
+        assert span.links[0].context.span_id == fan.context.span_id
 
 
 def test_queue_depth_gauge_counts_items_waiting_in_a_slot(telemetry, attrs) -> None:
