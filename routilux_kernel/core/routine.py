@@ -75,6 +75,7 @@ class Routine:
 
     def __init__(self) -> None:
         self._concurrency = 1
+        self._config_version = 0
         self._slots: dict[str, Slot] = {}
         self._events: dict[str, Event] = {}
         # Declared params of the events that have them, checked at every emit.
@@ -168,6 +169,7 @@ class Routine:
     def set_config(self, **config: Any) -> None:
         """Merge keyword values into the routine's config."""
         self._config.update(config)
+        self._config_version += 1  # a copy sent to remote workers is pickled again
 
     def get_config(self, key: str, default: Any = None) -> Any:
         """The config value of ``key``; else ``default``; else the schema's default, if any."""

@@ -26,6 +26,10 @@ class RoutineSpec:
     structure_version: int
     #: ``async def`` logic on an in-process executor: it runs on the runtime's event loop.
     on_loop: bool = False
+    #: For remote executors: the routine pickled once (``engine/remote_runs.py``), and the
+    #: config version it was pickled at.
+    pickled_routine: bytes | None = None
+    pickled_config_version: int = -1
 
 
 @dataclass(eq=False)

@@ -16,6 +16,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from inspect import isawaitable
@@ -387,11 +388,30 @@ class _RemoteActivation:
         return self.routine.get_logic()(self.slot_data, self.policy_message, self.job_state)
 
 
+#: Routines unpickled in this worker, by their pickled bytes: the driver pickles a routine
+#: once per plan, so the same bytes come again for every activation of it.
+_routines: dict[bytes, Any] = {}
+_routines_lock = threading.Lock()  # a Dask worker runs tasks on several threads
+_ROUTINES_KEPT = 64
+
+
+def _routine_from(pickled: bytes) -> Any:
+    routine = _routines.get(pickled)
+    if routine is None:
+        routine = loads(pickled)
+        with _routines_lock:
+            if len(_routines) >= _ROUTINES_KEPT:
+                _routines.pop(next(iter(_routines)))  # the oldest
+            _routines[pickled] = routine
+    return routine
+
+
 def run_remote_activation(routine_id: str, payload: bytes) -> bytes:
     """Worker entry point: run one activation and return its pickled outcome (never raises)."""
     ops: list[tuple[Any, ...]] = []
     try:
-        routine, slot_data, message, snapshot, ticket = loads(payload)
+        pickled_routine, slot_data, message, snapshot, ticket = loads(payload)
+        routine = _routine_from(pickled_routine)
     except BaseException as exc:  # noqa: BLE001 - reported to the driver
         failed = RoutineError.from_exception(exc)
         message = f"routine {routine_id!r} could not be unpickled in the worker: {exc}"
