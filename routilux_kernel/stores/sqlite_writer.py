@@ -16,8 +16,6 @@ import threading
 import time
 from typing import Any
 
-from loguru import logger
-
 from routilux_kernel.core.job_store import (
     ActivationCommit,
     JobStoreError,
@@ -25,6 +23,7 @@ from routilux_kernel.core.job_store import (
     NewJob,
     ProcessIdentity,
 )
+from routilux_kernel.core.lazy_logger import logger
 
 #: Seconds an owner's claim on its running jobs lasts without renewal (other hosts wait it out).
 LEASE_SECONDS = 30.0
