@@ -189,6 +189,10 @@ def test_strategy_names_are_accepted_as_strings() -> None:
         ({"max_retries": -1}, "max_retries expected an int from 0 to 1000, got -1"),
         ({"max_retries": 1001}, "max_retries expected an int from 0 to 1000, got 1001"),
         (
+            {"max_retries": 10**5000},  # its repr alone would raise
+            "max_retries expected an int from 0 to 1000, got an int of about 5001 digits",
+        ),
+        (
             {"max_retries": 40, "retry_delay": 1, "retry_backoff": 2},
             "the last retry would wait retry_delay * retry_backoff ** (max_retries - 1) = "
             "1 * 2 ** 39, more than 86400 seconds (one day)",

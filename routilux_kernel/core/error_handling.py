@@ -30,19 +30,30 @@ def longest_retry_wait(retries: int, delay: float, backoff: float) -> float:
     return math.inf if exponent > 700 else math.exp(exponent)
 
 
+def _shown(value: Any) -> str:
+    """A short repr for an error message (a huge int's repr may even raise)."""
+    if isinstance(value, int) and abs(value) > 10**40:
+        return f"an int of about {int(math.log10(abs(value))) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def _check_bounded_number(
     name: str, value: Any, expected: str, upper: float, *, whole: bool = False
 ) -> None:
     """Raise TypeError/ValueError unless ``value`` is a finite number from 0 to ``upper``."""
-    kinds: tuple[type, ...] = (int,) if whole else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
+    if isinstance(value, int) and not isinstance(value, bool):
+        within = 0 <= value <= upper  # ints compare exactly, however large
+    elif isinstance(value, float) and not whole:
+        within = math.isfinite(value) and 0 <= value <= upper
+    else:
         raise TypeError(
             f"ErrorHandler: {name} expected {expected} from 0 to {upper}, "
-            f"got {type(value).__name__} {value!r}"
+            f"got {type(value).__name__} {_shown(value)}"
         )
-    if not (math.isfinite(value) and 0 <= value <= upper):
+    if not within:
         raise ValueError(
-            f"ErrorHandler: {name} expected {expected} from 0 to {upper}, got {value!r}"
+            f"ErrorHandler: {name} expected {expected} from 0 to {upper}, got {_shown(value)}"
         )
 
 
