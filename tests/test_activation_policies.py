@@ -10,6 +10,7 @@ import pytest
 
 from routilux_kernel import Flow, activation_policies
 from routilux_kernel.activation_policies import (
+    TimeIntervalPolicy,
     all_slots_ready,
     batch_size,
     custom,
@@ -163,9 +164,20 @@ def test_time_interval_delivers_data_arriving_just_before_the_end(runtime, make_
     assert elapsed >= interval * 0.9  # the job stayed open for the pending delivery
 
 
-@pytest.mark.parametrize("seconds", [-1, "1"])
-def test_time_interval_needs_non_negative_seconds(seconds: Any) -> None:
-    with pytest.raises(ValueError, match="time_interval needs seconds >= 0"):
+@pytest.mark.parametrize("seconds", [-1, -0.5, float("inf"), float("-inf"), float("nan"), 86_401])
+def test_time_interval_needs_finite_seconds_up_to_a_day(seconds: Any) -> None:
+    with pytest.raises(ValueError) as caught:
+        time_interval(seconds)
+    assert str(caught.value) == (
+        f"time_interval needs seconds from 0 to 86400 (one day), got {seconds!r}"
+    )
+    with pytest.raises(ValueError, match="needs seconds from 0 to 86400"):
+        TimeIntervalPolicy(seconds)
+
+
+@pytest.mark.parametrize("seconds", ["1", True, [1]])
+def test_time_interval_needs_a_number(seconds: Any) -> None:
+    with pytest.raises(TypeError, match="time_interval needs seconds as a number, got"):
         time_interval(seconds)
 
 

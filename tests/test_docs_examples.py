@@ -19,7 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = ("docs/quickstart.md", "docs/concepts.md")
 #: Pages with a few programs of their own (not held to the five-program minimum).
-OTHER_PAGES = ("README.md", "docs/migrating-from-routilux.md")
+OTHER_PAGES = ("README.md", "docs/migrating-from-routilux.md", "docs/tutorial.md")
+#: The tutorial page shows the programs of examples/tutorial/, in order, word for word.
+TUTORIAL_PAGE, TUTORIAL_PROGRAMS = "docs/tutorial.md", ROOT / "examples" / "tutorial"
 
 _FENCE = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 # Times and durations differ from run to run; ids are random.
@@ -81,6 +83,17 @@ def test_every_document_has_programs() -> None:
     # leave the docs untested.
     for document in DOCUMENTS:
         assert len(extract_programs(document)) >= 5, f"{document}: too few programs found"
+
+
+def test_the_tutorial_page_shows_the_five_example_programs() -> None:
+    # tests/examples/ checks what each example program does under load and on every
+    # executor; this keeps the page's copies the same programs
+    shown = [program.source for program in extract_programs(TUTORIAL_PAGE)]
+    files = sorted(TUTORIAL_PROGRAMS.glob("step*.py"))
+    assert [path.name for path in files] == [f"step{n}.py" for n in range(1, 6)]
+    assert shown == [path.read_text(encoding="utf-8") for path in files]
+    checked = [p for p in extract_programs(TUTORIAL_PAGE) if p.expected is not None]
+    assert len(checked) >= 1  # step 1's output is deterministic and is compared line by line
 
 
 @pytest.mark.parametrize("program", PROGRAMS, ids=[program.name for program in PROGRAMS])

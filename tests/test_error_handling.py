@@ -164,8 +164,84 @@ def test_overridden_get_error_handler_is_used(runtime) -> None:
 
 def test_strategy_names_are_accepted_as_strings() -> None:
     assert ErrorHandler("Retry").strategy is ErrorStrategy.RETRY
-    with pytest.raises(ValueError, match="must be >= 0"):
-        ErrorHandler(ErrorStrategy.RETRY, retry_delay=-1)
+
+
+# ErrorHandler(...) in code has the bounds a flow file has: what would leave a job waiting
+# for ever (inf, an overflowing backoff) or retrying at once (NaN) is refused on the spot.
+@pytest.mark.parametrize(
+    ("numbers", "message"),
+    [
+        ({"retry_delay": -1}, "retry_delay expected a number of seconds from 0 to 86400, got -1"),
+        (
+            {"retry_delay": float("inf")},
+            "retry_delay expected a number of seconds from 0 to 86400, got inf",
+        ),
+        (
+            {"retry_delay": float("nan")},
+            "retry_delay expected a number of seconds from 0 to 86400, got nan",
+        ),
+        (
+            {"retry_delay": 86_401},
+            "retry_delay expected a number of seconds from 0 to 86400, got 86401",
+        ),
+        ({"retry_backoff": 1e308}, "retry_backoff expected a number from 0 to 1000, got 1e+308"),
+        ({"retry_backoff": float("nan")}, "retry_backoff expected a number from 0 to 1000"),
+        ({"max_retries": -1}, "max_retries expected an int from 0 to 1000, got -1"),
+        ({"max_retries": 1001}, "max_retries expected an int from 0 to 1000, got 1001"),
+        (
+            {"max_retries": 10**5000},  # its repr alone would raise
+            "max_retries expected an int from 0 to 1000, got an int of about 5001 digits",
+        ),
+        (
+            {"max_retries": 40, "retry_delay": 1, "retry_backoff": 2},
+            "the last retry would wait retry_delay * retry_backoff ** (max_retries - 1) = "
+            "1 * 2 ** 39, more than 86400 seconds (one day)",
+        ),
+    ],
+)
+def test_error_handler_in_code_refuses_unbounded_retry_numbers(
+    numbers: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        ErrorHandler(ErrorStrategy.RETRY, **numbers)
+    assert str(caught.value).startswith(f"ErrorHandler: {message}")
+
+
+@pytest.mark.parametrize(
+    ("numbers", "message"),
+    [
+        ({"max_retries": 2.5}, "max_retries expected an int from 0 to 1000, got float 2.5"),
+        ({"max_retries": True}, "max_retries expected an int from 0 to 1000, got bool True"),
+        ({"retry_delay": "1"}, "retry_delay expected a number of seconds from 0 to 86400, got str"),
+    ],
+)
+def test_error_handler_in_code_refuses_retry_numbers_of_the_wrong_type(
+    numbers: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError) as caught:
+        ErrorHandler(ErrorStrategy.RETRY, **numbers)
+    assert str(caught.value).startswith(f"ErrorHandler: {message}")
+
+
+def test_error_handler_accepts_the_bounds_themselves(runtime, make_routine) -> None:
+    # a day-long last wait is allowed, and so are 1000 retries with no delay: the bounds
+    # refuse only what never ends
+    day = ErrorHandler(ErrorStrategy.RETRY, max_retries=1, retry_delay=86_400)
+    assert day.retry_delay == 86_400
+    handler = ErrorHandler(ErrorStrategy.RETRY, max_retries=1000, retry_delay=0, retry_backoff=1000)
+    attempts: list[int] = []
+
+    def flaky(slot_data: Any, message: Any, job_state: Any) -> None:
+        attempts.append(1)
+        if len(attempts) < 5:
+            raise ConnectionError("not yet")
+
+    flow = Flow()
+    worker = make_routine(["trigger"], [], flaky)
+    worker.set_error_handler(handler)
+    flow.add_routine(worker, "worker")
+    state = runtime.run(flow, timeout=WAIT)
+    assert (state.status, len(attempts)) == ("completed", 5)
 
 
 def test_unknown_strategy_name_fails_the_job_saying_why(runtime, make_routine) -> None:

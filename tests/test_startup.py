@@ -79,6 +79,41 @@ def test_help_loads_no_process_executor_yaml_or_logging() -> None:
     assert json.loads(out) == [0, True, []]
 
 
+#: What ``routilux --help`` must not import with the std and dask plugins installed: the
+#: std routines' heavy dependencies (loaded when a routine runs), the commands themselves
+#: (only their options, cli/command_arguments.py), and loguru (loaded by the first record).
+NOT_FOR_HELP = [
+    "httpx",
+    "pydantic",
+    "jsonschema",
+    "yaml",
+    "loguru",
+    "routilux_kernel.flowfiles",
+    "routilux_kernel.cli.run_command",
+    "routilux_kernel.cli.jobs_command",
+    "routilux_kernel.executors.remote",
+]
+
+
+def test_help_with_std_and_dask_plugins_imports_only_what_it_shows() -> None:
+    out = run_python(
+        f"""
+        import contextlib, io, json, sys
+        from routilux_kernel.cli import main
+        from routilux_kernel.hooks.installed import get_plugin_manager
+        with contextlib.redirect_stdout(io.StringIO()) as text:
+            code = main(["--help"])
+        loaded = [m for m in {NOT_FOR_HELP!r} if m in sys.modules]
+        plugins = [name for name, _ in get_plugin_manager().list_name_plugin()]
+        print(json.dumps([code, "validate" in text.getvalue(), loaded, plugins]))
+        """,
+        ROUTILUX_LOAD_PLUGINS="std,dask",
+    )
+    code, lists_commands, loaded, plugins = json.loads(out)
+    assert (code, lists_commands, loaded) == (0, True, [])
+    assert {"std", "dask"} <= set(plugins)  # both plugins were really loaded
+
+
 # A job whose routine_started hook raises: the kernel logs an error record about it.
 LOGGING_SCRIPT = """
 import json

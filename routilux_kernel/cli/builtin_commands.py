@@ -1,7 +1,8 @@
 """The built-in CLI commands, registered through the same hook third-party commands use.
 
 The command modules are imported only when a command runs, so creating a plugin manager
-(which every Runtime does) does not pay for the CLI.
+(which every Runtime does) does not pay for the CLI, and ``routilux --help`` loads only
+their options (``command_arguments``), not the flow-file layer or the runtime.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def _lazy(module: str, attribute: str) -> Callable[..., Any]:
 
 
 def _add_json(parser: argparse.ArgumentParser) -> None:
-    _lazy("listing_commands", "add_json_argument")(parser)
+    _lazy("command_arguments", "add_json_argument")(parser)
 
 
 @hookimpl
@@ -32,25 +33,25 @@ def register_commands(register: Callable[..., None]) -> None:
         "run",
         _lazy("run_command", "run"),
         help="run jobs of a flow file and report how they went",
-        add_arguments=_lazy("run_command", "add_arguments"),
+        add_arguments=_lazy("command_arguments", "add_run_arguments"),
     )
     register(
         "jobs",
         _lazy("jobs_command", "run"),
         help="list, show, prune and resume jobs kept in the job store",
-        add_arguments=_lazy("jobs_command", "add_arguments"),
+        add_arguments=_lazy("command_arguments", "add_jobs_arguments"),
     )
     register(
         "validate",
         _lazy("validate_command", "run"),
         help="check a flow file without running it; lists every problem",
-        add_arguments=_lazy("validate_command", "add_arguments"),
+        add_arguments=_lazy("command_arguments", "add_validate_arguments"),
     )
     register(
         "graph",
         _lazy("graph_command", "run"),
         help="print a flow file as a Mermaid or Graphviz (dot) graph",
-        add_arguments=_lazy("graph_command", "add_arguments"),
+        add_arguments=_lazy("command_arguments", "add_graph_arguments"),
     )
     register(
         "routines",

@@ -22,18 +22,6 @@ class CommandInputError(Exception):
     """Bad input on the command line (unknown name, malformed --param): exit code 2."""
 
 
-def add_flow_file_arguments(parser: argparse.ArgumentParser) -> None:
-    """FLOW_FILE and --registered-only."""
-    parser.add_argument("flow_file", metavar="FLOW_FILE", help="a flow file (.yaml, .yml or .json)")
-    parser.add_argument(
-        "--registered-only",
-        action="store_true",
-        help="refuse module:Class names (nothing is imported): only routines registered by "
-        "plugins may be used; for flow files you do not trust. Also set by "
-        "registered_only = true in routilux.toml or [tool.routilux]",
-    )
-
-
 def load_flow(args: argparse.Namespace) -> Flow:
     """The flow of ``args.flow_file``; raises FlowFileError listing every problem."""
     registered_only = bool(args.registered_only) or registered_only_configured()

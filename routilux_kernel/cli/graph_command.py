@@ -5,20 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from routilux_kernel.cli.flow_arguments import EXIT_OK, add_flow_file_arguments, load_flow
+from routilux_kernel.cli.flow_arguments import EXIT_OK, load_flow
 from routilux_kernel.core.flow import Flow
-
-FORMATS = ("mermaid", "dot")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_flow_file_arguments(parser)
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="mermaid",
-        help="mermaid (a graph LR block for Markdown) or dot (Graphviz); default mermaid",
-    )
 
 
 def run(args: argparse.Namespace) -> int:

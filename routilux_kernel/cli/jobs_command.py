@@ -16,7 +16,7 @@ from typing import Any
 from routilux_kernel.cli.flow_arguments import EXIT_JOB_FAILED, EXIT_OK, CommandInputError
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.core.job_state import ExecutionStatus
-from routilux_kernel.core.job_store import DEFAULT_LIST_LIMIT, JobStore, JobStoreError, StoredJob
+from routilux_kernel.core.job_store import JobStore, JobStoreError, StoredJob
 from routilux_kernel.engine.recovery import replay
 from routilux_kernel.engine.runtime import Runtime
 from routilux_kernel.engine.store_choice import CLI_DEFAULT_STORE, configured_store_url, open_store
@@ -28,40 +28,10 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def add_store_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store",
-        metavar="URL",
-        help="job store: sqlite:///relative.db, sqlite:////absolute.db or memory (default: "
-        f"ROUTILUX_STORE, the config file's store, else {CLI_DEFAULT_STORE})",
-    )
-
-
 def store_url(args: argparse.Namespace) -> tuple[str, str]:
     if args.store:
         return args.store, "--store"
     return configured_store_url(CLI_DEFAULT_STORE)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    commands = parser.add_subparsers(dest="jobs_command", metavar="SUBCOMMAND", required=True)
-    listing = commands.add_parser("list", help="list stored jobs, newest first")
-    listing.add_argument("--status", choices=[str(s) for s in ExecutionStatus])
-    listing.add_argument("--flow", metavar="FLOW_ID")
-    listing.add_argument("--limit", type=int, default=DEFAULT_LIST_LIMIT, metavar="N")
-    listing.add_argument("--json", action="store_true", help="print JSON")
-    show = commands.add_parser("show", help="everything stored of one job")
-    show.add_argument("job_id", metavar="JOB_ID")
-    show.add_argument("--json", action="store_true", help="print JSON")
-    prune = commands.add_parser("prune", help="delete finished jobs older than a duration")
-    prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 7d, 12h, 30m")
-    resume = commands.add_parser("resume", help="finish interrupted jobs in the foreground")
-    target = resume.add_mutually_exclusive_group(required=True)
-    target.add_argument("job_id", nargs="?", metavar="JOB_ID")
-    target.add_argument("--interrupted", action="store_true", help="every interrupted job")
-    resume.add_argument("--json", action="store_true", help="print the results as JSON")
-    for sub in (listing, show, prune, resume):
-        add_store_argument(sub)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,11 +11,6 @@ from routilux_kernel.cli.flow_arguments import EXIT_JOB_FAILED, EXIT_OK
 from routilux_kernel.core.routine import Routine
 from routilux_kernel.hooks.registry import Registered, registries_for
 
-
-def add_json_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
 # -- routines ----------------------------------------------------------------------------
 
 

@@ -16,13 +16,12 @@ from routilux_kernel.cli.flow_arguments import (
     EXIT_JOB_FAILED,
     EXIT_OK,
     CommandInputError,
-    add_flow_file_arguments,
     check_executor_name,
     load_flow,
     parse_params,
 )
 from routilux_kernel.cli.interrupts import InterruptWatch
-from routilux_kernel.cli.jobs_command import add_store_argument, store_url
+from routilux_kernel.cli.jobs_command import store_url
 from routilux_kernel.cli.progress import ProgressDisplay
 from routilux_kernel.cli.run_stop import stop_runtime
 from routilux_kernel.cli.run_summary import job_record, left_data_unconsumed, summary_lines
@@ -39,53 +38,6 @@ from routilux_kernel.hooks.specs import hookimpl
 
 #: How often the progress line redraws its elapsed time (only on a terminal).
 PROGRESS_INTERVAL = 0.1
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_flow_file_arguments(parser)
-    parser.add_argument(
-        "--executor",
-        metavar="NAME",
-        help="run on this executor (thread, process, ...), over the flow file's choice, "
-        "ROUTILUX_EXECUTOR and the config file; a routine's own executor still wins",
-    )
-    parser.add_argument(
-        "--max-workers",
-        type=_positive_int,
-        metavar="N",
-        help="at most N activations at once (the executor's max_workers)",
-    )
-    parser.add_argument(
-        "--param",
-        action="append",
-        metavar="KEY=VALUE",
-        help="entry data for every job, over the file's params; VALUE is JSON when it parses "
-        '(3, true, [1,2], "text") and plain text otherwise; repeatable',
-    )
-    parser.add_argument(
-        "--jobs",
-        type=_positive_int,
-        default=1,
-        metavar="N",
-        help="run N jobs of the flow concurrently (default 1)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive_float,
-        metavar="S",
-        help="fail a job that runs longer than S seconds",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print the jobs' results as JSON on stdout and nothing else there",
-    )
-    parser.add_argument(
-        "--strict",
-        action="store_true",
-        help="exit 1 also when a job completed with data left unconsumed in a slot",
-    )
-    add_store_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -243,25 +195,3 @@ def _stdout_to_stderr(active: bool) -> Iterator[None]:
         if saved is not None:
             os.dup2(saved, stdout_fd)
             os.close(saved)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds > 0, got {text!r}"
-        ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value

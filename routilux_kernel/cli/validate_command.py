@@ -9,7 +9,6 @@ from typing import Any
 from routilux_kernel.cli.flow_arguments import (
     EXIT_BAD_INPUT,
     EXIT_OK,
-    add_flow_file_arguments,
     effective_executor,
     executor_capabilities,
     load_flow,
@@ -20,16 +19,6 @@ from routilux_kernel.engine.config import configured_executor
 from routilux_kernel.flowfiles import FlowFileError, flow_entry
 from routilux_kernel.flowfiles.files import read_flow_data
 from routilux_kernel.hooks.registry import Registries, registries_for
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_flow_file_arguments(parser)
-    parser.add_argument(
-        "--executor",
-        metavar="NAME",
-        help="check for this executor (as routilux run --executor would use it); routines on "
-        "an executor that pickles (process, dask) are checked for picklability",
-    )
 
 
 def run(args: argparse.Namespace) -> int:

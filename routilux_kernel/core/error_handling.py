@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -11,6 +12,49 @@ from routilux_kernel.core.markers import hookimpl
 
 if TYPE_CHECKING:
     from routilux_kernel.core.job_state import JobState
+
+
+#: Longest wait a retry (or a timer-based policy) may ask for: one day. Longer waits are
+#: mistakes (a delay in milliseconds, a runaway backoff) that leave a job waiting for ever.
+MAX_WAIT_SECONDS = 86_400
+#: Upper bounds of the retry numbers, as flow files and ``ErrorHandler(...)`` check them.
+MAX_RETRIES = 1000
+MAX_RETRY_BACKOFF = 1000
+
+
+def longest_retry_wait(retries: int, delay: float, backoff: float) -> float:
+    """``delay * backoff ** (retries - 1)``, the last retry's wait, without overflowing."""
+    if retries < 1 or delay == 0 or backoff <= 1:
+        return float(delay)
+    exponent = math.log(delay) + (retries - 1) * math.log(backoff)
+    return math.inf if exponent > 700 else math.exp(exponent)
+
+
+def _shown(value: Any) -> str:
+    """A short repr for an error message (a huge int's repr may even raise)."""
+    if isinstance(value, int) and abs(value) > 10**40:
+        return f"an int of about {int(math.log10(abs(value))) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _check_bounded_number(
+    name: str, value: Any, expected: str, upper: float, *, whole: bool = False
+) -> None:
+    """Raise TypeError/ValueError unless ``value`` is a finite number from 0 to ``upper``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        within = 0 <= value <= upper  # ints compare exactly, however large
+    elif isinstance(value, float) and not whole:
+        within = math.isfinite(value) and 0 <= value <= upper
+    else:
+        raise TypeError(
+            f"ErrorHandler: {name} expected {expected} from 0 to {upper}, "
+            f"got {type(value).__name__} {_shown(value)}"
+        )
+    if not within:
+        raise ValueError(
+            f"ErrorHandler: {name} expected {expected} from 0 to {upper}, got {_shown(value)}"
+        )
 
 
 class ErrorStrategy(StrEnum):
@@ -63,15 +107,28 @@ class ErrorHandler:
                 self.strategy = ErrorStrategy(self.strategy.lower())
             except ValueError:
                 pass  # a plugin's strategy name; checked against the registry at exec
-        if self.max_retries < 0 or self.retry_delay < 0 or self.retry_backoff < 0:
-            raise ValueError(
-                "ErrorHandler: max_retries, retry_delay and retry_backoff must be >= 0, got "
-                f"{self.max_retries}, {self.retry_delay}, {self.retry_backoff}"
-            )
+        self._check_retry_numbers()
         if isinstance(self.retryable_exceptions, type):
             self.retryable_exceptions = (self.retryable_exceptions,)
         else:
             self.retryable_exceptions = tuple(self.retryable_exceptions)
+
+    def _check_retry_numbers(self) -> None:
+        # The same bounds as a flow file's: an infinite or overflowing wait leaves the job
+        # waiting for ever, and NaN would retry at once.
+        _check_bounded_number("max_retries", self.max_retries, "an int", MAX_RETRIES, whole=True)
+        _check_bounded_number(
+            "retry_delay", self.retry_delay, "a number of seconds", MAX_WAIT_SECONDS
+        )
+        _check_bounded_number("retry_backoff", self.retry_backoff, "a number", MAX_RETRY_BACKOFF)
+        longest = longest_retry_wait(self.max_retries, self.retry_delay, self.retry_backoff)
+        if longest > MAX_WAIT_SECONDS:
+            raise ValueError(
+                "ErrorHandler: the last retry would wait retry_delay * retry_backoff ** "
+                f"(max_retries - 1) = {self.retry_delay} * {self.retry_backoff} ** "
+                f"{self.max_retries - 1}, more than {MAX_WAIT_SECONDS} seconds (one day); "
+                "lower one of them"
+            )
 
     @property
     def strategy_name(self) -> str:

@@ -12,11 +12,13 @@ Policy objects are shared by every job; per-job memory goes in ``slots.state``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from routilux_kernel.core.error_handling import MAX_WAIT_SECONDS
 from routilux_kernel.core.markers import hookimpl
 
 Decision = tuple[bool, dict[str, list[dict[str, Any]]] | None, Any]
@@ -254,8 +256,17 @@ class TimeIntervalPolicy(ActivationPolicy):
     name = "time_interval"
 
     def __init__(self, seconds: float) -> None:
-        if not isinstance(seconds, int | float) or seconds < 0:
-            raise ValueError(f"time_interval needs seconds >= 0, got {seconds!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise TypeError(
+                f"time_interval needs seconds as a number, got {type(seconds).__name__} {seconds!r}"
+            )
+        # inf would hold queued data for ever and NaN would never compare: both are refused,
+        # and so is a wait beyond a day, as in flow files
+        if not (math.isfinite(seconds) and 0 <= seconds <= MAX_WAIT_SECONDS):
+            raise ValueError(
+                f"time_interval needs seconds from 0 to {MAX_WAIT_SECONDS} (one day), "
+                f"got {seconds!r}"
+            )
         self.seconds = float(seconds)
 
     def options(self) -> dict[str, Any]:

@@ -8,7 +8,14 @@ import inspect
 import math
 from typing import Any
 
-from routilux_kernel.core.error_handling import ErrorHandler, ErrorStrategy
+from routilux_kernel.core.error_handling import (
+    MAX_RETRIES,
+    MAX_RETRY_BACKOFF,
+    MAX_WAIT_SECONDS,
+    ErrorHandler,
+    ErrorStrategy,
+    longest_retry_wait,
+)
 from routilux_kernel.core.errors import FlowValidationError
 from routilux_kernel.flowfiles.rendering import (
     error_text,
@@ -20,13 +27,11 @@ from routilux_kernel.flowfiles.rendering import (
 )
 from routilux_kernel.hooks.registry import Registries
 
-#: Longest wait a flow file may ask for (a retry, a policy's interval): one day.
-MAX_WAIT_SECONDS = 86_400
 #: Handler numbers: accepted types, how the message names them, upper bound.
 _HANDLER_NUMBERS: dict[str, tuple[Any, str, float]] = {
-    "max_retries": (int, "an integer", 1000),
+    "max_retries": (int, "an integer", MAX_RETRIES),
     "retry_delay": ((int, float), "a number of seconds", MAX_WAIT_SECONDS),
-    "retry_backoff": ((int, float), "a number", 1000),
+    "retry_backoff": ((int, float), "a number", MAX_RETRY_BACKOFF),
 }
 #: Policy options that are a time to wait, in seconds.
 _INTERVAL_OPTIONS = frozenset({"seconds", "interval", "delay", "timeout"})
@@ -182,7 +187,7 @@ class SpecChecker:
             retries = numbers.get("max_retries", ErrorHandler.max_retries)
             delay = numbers.get("retry_delay", ErrorHandler.retry_delay)
             backoff = numbers.get("retry_backoff", ErrorHandler.retry_backoff)
-            longest = _longest_retry_wait(retries, delay, backoff)
+            longest = longest_retry_wait(retries, delay, backoff)
             if longest > MAX_WAIT_SECONDS:
                 self.problem(
                     path,
@@ -313,14 +318,6 @@ class SpecChecker:
             self.problem(path, f"unknown executor {quoted(name)}; registered executors: {known}")
             return None
         return name
-
-
-def _longest_retry_wait(retries: int, delay: float, backoff: float) -> float:
-    """``delay * backoff ** (retries - 1)``, without overflowing (inf when it would)."""
-    if retries < 1 or delay == 0 or backoff <= 1:
-        return float(delay)
-    exponent = math.log(delay) + (retries - 1) * math.log(backoff)
-    return math.inf if exponent > 700 else math.exp(exponent)
 
 
 def keys_text(keys: tuple[str, ...]) -> str:

@@ -16,10 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from loguru import logger
-
+from routilux_kernel.core.lazy_logger import logger  # loguru on first use: --help stays fast
 from routilux_kernel.executors import Executor, ExecutorCapabilities
-from routilux_kernel.executors.remote import WorkerCrashedError
 
 
 @contextmanager
@@ -206,6 +204,7 @@ class DaskExecutor(Executor):
         from distributed import Event, KilledWorker
 
         from routilux_dask.worker import cancel_event_name
+        from routilux_kernel.executors.remote import WorkerCrashedError
 
         if future.done():  # cancelled by its owner meanwhile
             return

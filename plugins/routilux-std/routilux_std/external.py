@@ -2,15 +2,15 @@
 
 Both are stateless (several may run at once within one job) and turn every failure into an
 exception the job's error strategy sees: a non-2xx status, a timeout, a non-zero exit.
+httpx is imported by the first request, not when the plugin registers the routine: it costs
+more start-up time than the kernel itself, and ``routilux --help`` never needs it.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from routilux_kernel import JobState
 from routilux_std.base import StdRoutine
@@ -22,6 +22,9 @@ from routilux_std.errors import (
 )
 from routilux_std.expressions import check_template, fill_template
 from routilux_std.record_shape import incoming
+
+if TYPE_CHECKING:
+    import httpx
 
 SlotData = dict[str, list[dict[str, Any]]]
 
@@ -73,6 +76,8 @@ class HttpRequest(StdRoutine):
         return settings
 
     def logic(self, slot_data: SlotData, policy_message: Any, job_state: JobState) -> None:
+        import httpx
+
         settings = self.settings(job_state)
         who = self.who(job_state)
         responses = []
@@ -88,6 +93,8 @@ class HttpRequest(StdRoutine):
     def _request(
         self, client: httpx.Client, record: Any, settings: dict[str, Any], who: str, job_id: str
     ) -> dict[str, Any]:
+        import httpx
+
         values = {**(record if isinstance(record, dict) else {}), "job_id": job_id}
         url = fill_template(settings["url"], values, who, "url")
         headers = {

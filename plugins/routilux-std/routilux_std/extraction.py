@@ -6,8 +6,6 @@ import json
 import re
 from typing import Any
 
-import yaml
-
 from routilux_kernel import JobState
 from routilux_std.base import StdRoutine
 from routilux_std.errors import ExtractionError
@@ -100,6 +98,8 @@ def extract(text: str, kind: str, language: str | None = None) -> tuple[Any, str
                 continue
         value = _first_json_span(text)
         return (value, "") if value is not None else (None, "no JSON object or array in the text")
+    import yaml  # PyYAML only once YAML is asked for: registering the plugin stays cheap
+
     for _, body in blocks or [("", text)]:
         try:
             value = yaml.safe_load(body)

@@ -1,17 +1,22 @@
-"""Validate: check records against a pydantic model or a JSON Schema."""
+"""Validate: check records against a pydantic model or a JSON Schema.
+
+pydantic and jsonschema are imported when a Validate routine prepares its settings (its
+first activation), not when the plugin registers it: together they cost more start-up time
+than the whole kernel, and most flows never validate.
+"""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
-
-import jsonschema
-import pydantic
+from typing import TYPE_CHECKING, Any
 
 from routilux_kernel import JobState
 from routilux_std.base import StdRoutine
 from routilux_std.errors import StdConfigError
 from routilux_std.record_shape import RECORD_PARAMS, incoming, send
+
+if TYPE_CHECKING:
+    import pydantic
 
 SlotData = dict[str, list[dict[str, Any]]]
 
@@ -54,6 +59,8 @@ class Validate(StdRoutine):
         if model is not None:
             settings["check"] = _model_check(_import_model(model, who))
         else:
+            import jsonschema
+
             try:
                 validator_class = jsonschema.validators.validator_for(schema)
                 validator_class.check_schema(schema)
@@ -78,6 +85,8 @@ class Validate(StdRoutine):
 
 
 def _import_model(path: str, who: str) -> type[pydantic.BaseModel]:
+    import pydantic
+
     module_name, _, class_name = path.partition(":")
     if not module_name or not class_name:
         raise StdConfigError(
@@ -99,6 +108,8 @@ def _import_model(path: str, who: str) -> type[pydantic.BaseModel]:
 
 
 def _model_check(model: type[pydantic.BaseModel]) -> Any:
+    import pydantic
+
     def check(record: Any) -> tuple[Any, list[str]]:
         try:
             return model.model_validate(record).model_dump(), []
