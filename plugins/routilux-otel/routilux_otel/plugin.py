@@ -10,10 +10,12 @@ no hook, so a process that exports nothing pays nothing per job or activation.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routilux_otel.sdk_configuration import signals_in_use
-from routilux_otel.telemetry import TelemetryPlugin
+
+if TYPE_CHECKING:  # imported when tracing is on: a dormant plugin costs no import either
+    from routilux_otel.telemetry import TelemetryPlugin
 
 
 class DormantTelemetry:
@@ -34,6 +36,8 @@ def plugin_for_this_process() -> TelemetryPlugin | DormantTelemetry:
     if not (tracing or measuring):
         return _dormant
     if _active is None:
+        from routilux_otel.telemetry import TelemetryPlugin
+
         _active = TelemetryPlugin()
     return _active
 

@@ -15,7 +15,6 @@ import threading
 from importlib import metadata
 from typing import Any
 
-from loguru import logger
 from opentelemetry import metrics, trace
 
 #: What the OpenTelemetry specification says an unset ``OTEL_*_EXPORTER`` means.
@@ -115,6 +114,8 @@ def _exporters(variable: str, group: str) -> list[Any]:
         entry_points = metadata.entry_points(group=group, name=name)
         if not entry_points:
             if explicit:  # asked for by the user: say why nothing arrives
+                from loguru import logger  # only on this path: start-up stays light
+
                 installed = sorted(ep.name for ep in metadata.entry_points(group=group))
                 logger.warning(
                     "routilux-otel: {}={!r} names no installed exporter (installed: {}); "
@@ -128,6 +129,8 @@ def _exporters(variable: str, group: str) -> list[Any]:
         try:
             found.append(entry_point.load()())
         except Exception as exc:
+            from loguru import logger
+
             logger.warning(
                 "routilux-otel: exporter {!r} of {} could not be created: {}: {}",
                 name,

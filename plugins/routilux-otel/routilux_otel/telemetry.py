@@ -26,6 +26,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanContext, TracerProvider
 
 from routilux_kernel import hookimpl
+from routilux_otel import __version__
 from routilux_otel import attributes as names
 from routilux_otel.errors import record_error
 from routilux_otel.instruments import Instruments
@@ -37,7 +38,7 @@ from routilux_otel.worker_identity import (
     traced_in_worker,
 )
 
-VERSION = "0.2.0"
+VERSION = __version__
 
 
 @dataclass(slots=True)
