@@ -104,9 +104,7 @@ class PostgresJobStore(JobStore):
         """True if jobs were stored (the tables are there and current)."""
         if not self._tables_ready:
             with self._connection("reading the schema version") as connection:
-                self._tables_ready = check_for_reading(
-                    connection, self.url, self.address.schema
-                )
+                self._tables_ready = check_for_reading(connection, self.url, self.address.schema)
         return self._tables_ready
 
     # -- writes ----------------------------------------------------------------------------
