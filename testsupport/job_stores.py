@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
@@ -78,14 +78,20 @@ class StoreTables:
     def _postgres(self, query: str) -> list[tuple]:
         import psycopg
 
+        with self.postgres_connection() as connection:
+            try:
+                return connection.execute(query).fetchall()
+            except psycopg.errors.UndefinedTable:
+                return []
+
+    def postgres_connection(self) -> Any:
+        """A psycopg connection with the store's schema first on the search path."""
+        import psycopg
+
         parts = urlsplit(self.url)
         pairs = parse_qsl(parts.query)
         schema = dict(pairs).get("schema", "public")
         conninfo = urlunsplit(
             parts._replace(query=urlencode([(k, v) for k, v in pairs if k != "schema"]))
         )
-        with psycopg.connect(conninfo, options=f"-c search_path={schema}") as connection:
-            try:
-                return connection.execute(query).fetchall()
-            except psycopg.errors.UndefinedTable:
-                return []
+        return psycopg.connect(conninfo, options=f"-c search_path={schema}")

@@ -34,7 +34,7 @@ from routilux_kernel.core.job_store import (
 from routilux_kernel.core.value_codecs import codec_named
 from routilux_postgres.address import parse_address
 from routilux_postgres.schema import check_for_reading, check_serializer, prepare_for_writing
-from routilux_postgres.writer import DB_NOW, LEASE_SECONDS, PostgresWriter
+from routilux_postgres.writer import DB_NOW, LEASE_SECONDS, PostgresWriter, first_line
 
 #: Seconds to wait for a connection (to reach the server, or a free one in the pool).
 CONNECT_TIMEOUT = 10.0
@@ -84,7 +84,7 @@ class PostgresJobStore(JobStore):
                 pass
         except psycopg.Error as exc:
             raise JobStoreError(
-                f"job store {self.url!r}: cannot connect to PostgreSQL: {_first_line(exc)}"
+                f"job store {self.url!r}: cannot connect to PostgreSQL: {first_line(exc)}"
             ) from None
         pool.open(wait=True, timeout=CONNECT_TIMEOUT)
         return pool
@@ -97,7 +97,7 @@ class PostgresJobStore(JobStore):
                 yield connection
         except (psycopg.Error, PoolTimeout) as exc:
             raise JobStoreError(
-                f"job store {self.url!r}: {doing} failed: {_first_line(exc)}"
+                f"job store {self.url!r}: {doing} failed: {first_line(exc)}"
             ) from None
 
     def _readable(self) -> bool:
@@ -137,7 +137,7 @@ class PostgresJobStore(JobStore):
         except (psycopg.Error, PoolTimeout) as exc:
             raise JobStoreError(
                 f"job store {self.url!r}: creating or migrating the tables of schema "
-                f"{self.address.schema!r} failed: {_first_line(exc)}"
+                f"{self.address.schema!r} failed: {first_line(exc)}"
             ) from None
         self._tables_ready = True
 
@@ -336,8 +336,3 @@ class PostgresJobStore(JobStore):
                 "(SELECT 1 FROM routilux_jobs j WHERE j.flow_key = f.flow_key)"
             )
         return len(ids)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -118,7 +118,7 @@ class PostgresWriter:
                 self._write(connection, batch, flows)
         except (psycopg.Error, PoolTimeout) as exc:
             failure = JobStoreError(
-                f"job store {self.url!r}: a write failed ({type(exc).__name__}: {exc}); what "
+                f"job store {self.url!r}: a write failed ({type(exc).__name__}: {first_line(exc)}); what "
                 "was committed before is kept, the jobs running in this process fail and "
                 "'routilux jobs resume --interrupted' finishes them once the fault is fixed"
             )
@@ -239,3 +239,9 @@ def _activation_row(commit: ActivationCommit) -> tuple[Any, ...]:
         json.dumps(commit.consumed),
         commit.effects,
     )
+
+
+def first_line(exc: BaseException) -> str:
+    """The server's message without its DETAIL lines (which may quote a whole row of data)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
