@@ -1,6 +1,7 @@
-"""Crash rounds, on every durable store: ``routilux run`` of 200 jobs is killed with SIGKILL at a random moment, then
-two ``routilux jobs resume --interrupted`` start at once. Every job must complete with each
-routine's counter at 1 and exactly one committed activation per (job, routine)."""
+"""Crash rounds, on every durable store: ``routilux run`` of 200 jobs is killed with SIGKILL
+at a random moment, then two ``routilux jobs resume --interrupted`` start at once. Every job
+must complete with each routine's counter at 1 and exactly one committed activation per
+(job, routine)."""
 
 from __future__ import annotations
 
