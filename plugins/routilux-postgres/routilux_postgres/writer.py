@@ -117,9 +117,10 @@ class PostgresWriter:
             with self._pool.connection() as connection, connection.transaction():
                 self._write(connection, batch, flows)
         except (psycopg.Error, PoolTimeout) as exc:
+            reason = f"{type(exc).__name__}: {first_line(exc)}"
             failure = JobStoreError(
-                f"job store {self.url!r}: a write failed ({type(exc).__name__}: {first_line(exc)}); what "
-                "was committed before is kept, the jobs running in this process fail and "
+                f"job store {self.url!r}: a write failed ({reason}); what was committed "
+                "before is kept, the jobs running in this process fail and "
                 "'routilux jobs resume --interrupted' finishes them once the fault is fixed"
             )
             logger.error("{}", failure)
