@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from routilux_kernel import Flow, FlowRegistry, Routine, Runtime
+from routilux_kernel.core.job_store import JobStore
+from testsupport.job_stores import DURABLE_STORES, fresh_postgres_url, open_job_store
 
 #: Upper bound for any wait in a test; a job that needs longer is a hang, not slowness.
 WAIT = 10.0
@@ -32,6 +34,28 @@ def thread_executor_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def memory_store_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """``routilux run`` keeps jobs in .routilux/runs.db by default; tests never write the repo."""
     monkeypatch.setenv("ROUTILUX_STORE", "memory")
+
+
+@pytest.fixture(params=DURABLE_STORES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A fresh durable store: a SQLite file, or a schema of the private PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/runs.db"
+    return fresh_postgres_url(request.getfixturevalue("postgres_server").url)
+
+
+@pytest.fixture
+def job_store() -> Iterator[Callable[[str], JobStore]]:
+    """``job_store(url)``: the store a URL names, as ``routilux jobs`` opens it; closed after."""
+    opened: list[JobStore] = []
+
+    def open_url(url: str) -> JobStore:
+        opened.append(open_job_store(url))
+        return opened[-1]
+
+    yield open_url
+    for store in opened:
+        store.close()
 
 
 class Gates:

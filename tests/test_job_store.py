@@ -17,6 +17,7 @@ from routilux_kernel.cli import main
 from routilux_kernel.core.job_store import JobStoreError
 from routilux_kernel.core.value_codecs import StoreSerializationError
 from routilux_kernel.stores.sqlite_store import SqliteJobStore
+from testsupport.job_stores import add_url_option
 
 WAIT = 10.0  # upper bound of any wait; longer is a hang
 
@@ -50,9 +51,8 @@ def chain(payload: Any = None) -> Flow:
     return flow
 
 
-def test_a_durable_run_keeps_the_job_its_flow_and_one_row_per_activation(tmp_path, make_runtime):
-    url = f"sqlite:///{tmp_path}/runs.db"  # sqlite:////abs/path (absolute)
-    runtime = make_runtime(store=url)
+def test_a_durable_run_keeps_the_job_its_flow_and_one_row_per_activation(store_url, make_runtime):
+    runtime = make_runtime(store=store_url)
     state = runtime.run(chain(), {"n": 1}, timeout=WAIT)
     assert state.status == "completed"
     runtime.store.flush()
@@ -81,14 +81,14 @@ def test_a_durable_run_keeps_the_job_its_flow_and_one_row_per_activation(tmp_pat
     assert all(r["started_at"] <= r["finished_at"] for r in rows)
 
 
-def test_the_id_a_routine_sees_is_the_stored_id(tmp_path, make_runtime):
+def test_the_id_a_routine_sees_is_the_stored_id(store_url, make_runtime):
     seen = []
     flow = Flow("ids")
     routine = Routine()
     routine.add_slot("trigger")
     routine.set_logic(lambda data, message, job_state: seen.append(job_state.job_id))
     flow.add_routine(routine, "only")
-    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    runtime = make_runtime(store=store_url)
     state = runtime.run(flow, timeout=WAIT)
     runtime.store.flush()
     assert [job["job_id"] for job in runtime.store.list_jobs()] == seen == [state.job_id]
@@ -126,9 +126,8 @@ def test_a_state_write_the_store_cannot_keep_fails_naming_routine_and_key(tmp_pa
     assert state.get_routine_state("writer") is None  # refused before it was applied
 
 
-def test_pickle_is_an_opt_in_that_keeps_any_picklable_value(tmp_path, make_runtime):
-    url = f"sqlite:///{tmp_path}/runs.db?serializer=pickle"
-    runtime = make_runtime(store=url)
+def test_pickle_is_an_opt_in_that_keeps_any_picklable_value(store_url, make_runtime):
+    runtime = make_runtime(store=add_url_option(store_url, "serializer=pickle"))
     state = runtime.run(chain(payload={"when": {1, 2}}), {"n": 1}, timeout=WAIT)
     assert state.status == "completed"
     runtime.store.flush()
@@ -139,7 +138,7 @@ def test_pickle_is_an_opt_in_that_keeps_any_picklable_value(tmp_path, make_runti
     }
     runtime.shutdown()
     with pytest.raises(JobStoreError, match=r"keeps values as pickle.*serializer=pickle"):
-        Runtime(store=f"sqlite:///{tmp_path}/runs.db").exec(chain(), {"n": 1})
+        Runtime(store=store_url).exec(chain(), {"n": 1})
 
 
 def test_the_store_is_chosen_by_code_then_environment_then_config(
@@ -154,9 +153,11 @@ def test_the_store_is_chosen_by_code_then_environment_then_config(
     assert make_runtime().store.url == "sqlite:///from_env.db"
     assert make_runtime(store="memory").store.url == "memory"
     with pytest.raises(
-        JobStoreError, match=r"unknown job store 'postgres'; installed: memory, sqlite"
+        # routilux-postgres (installed with the repository) registers "postgresql"
+        JobStoreError,
+        match=r"unknown job store 'mysql'; installed: memory, postgresql, sqlite",
     ):
-        make_runtime(store="postgres://localhost/x")
+        make_runtime(store="mysql://localhost/x")
 
 
 def _store_with_version(path: Path, version: int) -> bytes:
@@ -254,8 +255,8 @@ def test_a_failed_write_fails_the_job_and_keeps_what_was_committed(tmp_path, mak
     assert kept.status == "completed" and len(kept.activations) == 3
 
 
-def test_jobs_list_show_and_prune_on_the_command_line(tmp_path, make_runtime, capsys):
-    url = f"sqlite:///{tmp_path}/runs.db"
+def test_jobs_list_show_and_prune_on_the_command_line(store_url, make_runtime, capsys):
+    url = store_url
     runtime = make_runtime(store=url)
     states = [runtime.run(chain(), {"n": i}, timeout=WAIT) for i in range(3)]
     runtime.shutdown()

@@ -5,43 +5,31 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from routilux_kernel.cli import main
-from routilux_kernel.stores.sqlite_store import SqliteJobStore
+from testsupport.job_stores import StoreTables
 
 FLOWS = Path(__file__).parent / "durable_flows"
 ROUTILUX = [sys.executable, "-m", "routilux_kernel.cli"]
 WAIT = 20.0
 
 
-def _committed(db: Path, routine_id: str) -> int:
-    if not db.exists():
-        return 0
-    connection = sqlite3.connect(db)
-    try:
-        return connection.execute(
-            "SELECT count(*) FROM activations WHERE routine_id = ?", (routine_id,)
-        ).fetchone()[0]
-    except sqlite3.OperationalError:  # the schema is being created
-        return 0
-    finally:
-        connection.close()
+def _committed(db: StoreTables, routine_id: str) -> int:
+    return db.scalar(f"SELECT count(*) FROM {{activations}} WHERE routine_id = '{routine_id}'")
 
 
-def crashed_run(tmp_path: Path, jobs: int) -> tuple[Path, str]:
+def crashed_run(tmp_path: Path, url: str, jobs: int) -> tuple[StoreTables, str]:
     """Run held_chain until every job's first routine committed and second is held, then
     SIGKILL the driver: each job is interrupted inside ``second``."""
     hold = tmp_path / "open-the-gate"
     flow_file = tmp_path / "held_chain.yaml"
     flow_file.write_text((FLOWS / "held_chain.yaml").read_text().replace("HOLD", str(hold)))
     (tmp_path / "durable_steps.py").write_text((FLOWS / "durable_steps.py").read_text())
-    db = tmp_path / "runs.db"
-    url = f"sqlite:///{db}"
+    db = StoreTables(url)
     env = {**os.environ, "ROUTILUX_STORE": "memory"}  # --store must win over it
     driver = subprocess.Popen(
         [*ROUTILUX, "run", str(flow_file), "--jobs", str(jobs), "--store", url],
@@ -62,9 +50,11 @@ def crashed_run(tmp_path: Path, jobs: int) -> tuple[Path, str]:
     return db, url
 
 
-def test_resume_interrupted_reruns_only_what_had_not_committed(tmp_path, monkeypatch, capsys):
-    db, url = crashed_run(tmp_path, jobs=3)
-    store = SqliteJobStore(url)
+def test_resume_interrupted_reruns_only_what_had_not_committed(
+    tmp_path, store_url, job_store, monkeypatch, capsys
+):
+    db, url = crashed_run(tmp_path, store_url, jobs=3)
+    store = job_store(url)
     interrupted = store.list_jobs(status="running")
     assert len(interrupted) == 3
     assert {job_id for job_id, wait in store.interrupted_jobs()} == {
@@ -90,10 +80,10 @@ def test_resume_interrupted_reruns_only_what_had_not_committed(tmp_path, monkeyp
     assert "cannot be resumed" in capsys.readouterr().err
 
 
-def test_a_job_is_claimed_by_exactly_one_recoverer(tmp_path):
-    db, url = crashed_run(tmp_path, jobs=1)
-    job_id = SqliteJobStore(url).list_jobs()[0]["job_id"]
-    one, other = SqliteJobStore(url), SqliteJobStore(url)
+def test_a_job_is_claimed_by_exactly_one_recoverer(tmp_path, store_url, job_store):
+    db, url = crashed_run(tmp_path, store_url, jobs=1)
+    job_id = job_store(url).list_jobs()[0]["job_id"]
+    one, other = job_store(url), job_store(url)
     taken = one.claim(job_id, one.owner)
     assert taken is not None and taken.job_id == job_id
     assert [a["routine_id"] for a in taken.activations] == ["first"]
@@ -102,12 +92,12 @@ def test_a_job_is_claimed_by_exactly_one_recoverer(tmp_path):
     assert other.interrupted_jobs() == []
 
 
-def test_resume_one_job_touches_that_job_only(tmp_path, monkeypatch, capsys):
-    db, url = crashed_run(tmp_path, jobs=2)
-    first, second = (job["job_id"] for job in SqliteJobStore(url).list_jobs())
+def test_resume_one_job_touches_that_job_only(tmp_path, store_url, job_store, monkeypatch, capsys):
+    db, url = crashed_run(tmp_path, store_url, jobs=2)
+    first, second = (job["job_id"] for job in job_store(url).list_jobs())
     monkeypatch.chdir(tmp_path)
     assert main(["jobs", "resume", first, "--store", url, "--json"]) == 0
     assert [job["job_id"] for job in json.loads(capsys.readouterr().out)] == [first]
-    statuses = {job["job_id"]: job["status"] for job in SqliteJobStore(url).list_jobs()}
+    statuses = {job["job_id"]: job["status"] for job in job_store(url).list_jobs()}
     assert statuses == {first: "completed", second: "running"}
-    assert [job_id for job_id, _ in SqliteJobStore(url).interrupted_jobs()] == [second]
+    assert [job_id for job_id, _ in job_store(url).interrupted_jobs()] == [second]

@@ -1,6 +1,7 @@
-"""Crash rounds: ``routilux run`` of 200 jobs is killed with SIGKILL at a random moment, then
-two ``routilux jobs resume --interrupted`` start at once. Every job must complete with each
-routine's counter at 1 and exactly one committed activation per (job, routine)."""
+"""Crash rounds, on every durable store: ``routilux run`` of 200 jobs is killed with SIGKILL
+at a random moment, then two ``routilux jobs resume --interrupted`` start at once. Every job
+must complete with each routine's counter at 1 and exactly one committed activation per
+(job, routine)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,27 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from testsupport.job_stores import StoreTables, fresh_postgres_url
+
 FLOWS = Path(__file__).parent.parent / "durable_flows"
 ROUTILUX = [sys.executable, "-m", "routilux_kernel.cli"]
 JOBS = 200
 WAIT = 60.0
 
 
-def _count(db: Path, sql: str) -> int:
-    if not db.exists():
-        return 0
-    connection = sqlite3.connect(db, timeout=5)
-    try:
-        return connection.execute(sql).fetchone()[0]
-    except sqlite3.OperationalError:  # schema not created yet
-        return 0
-    finally:
-        connection.close()
-
-
-def _round(tmp_path: Path, executor: str, kill_after: float) -> None:
-    db = tmp_path / "runs.db"
-    url = f"sqlite:///{db}"
+def _round(tmp_path: Path, url: str, executor: str, kill_after: float) -> None:
+    db = StoreTables(url)
     env = {**os.environ, "ROUTILUX_STORE": "memory", "ROUTILUX_EXECUTOR": executor}
     driver = subprocess.Popen(
         # Random delays of up to 10 ms per routine on 4 workers: the run lasts >= 0.75 s
@@ -59,13 +48,13 @@ def _round(tmp_path: Path, executor: str, kill_after: float) -> None:
     )
     deadline = time.monotonic() + WAIT
     # Every job is stored before the kill, so exactly JOBS jobs are owed.
-    while _count(db, "SELECT count(*) FROM jobs") < JOBS:
+    while db.scalar("SELECT count(*) FROM {jobs}") < JOBS:
         assert driver.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
     time.sleep(kill_after)  # the random moment of the crash
     driver.send_signal(signal.SIGKILL)
     driver.wait(WAIT)
-    assert _count(db, "SELECT count(*) FROM jobs WHERE status = 'running'") > 0
+    assert db.scalar("SELECT count(*) FROM {jobs} WHERE status = 'running'") > 0
     resumers = [
         subprocess.Popen(
             [*ROUTILUX, "jobs", "resume", "--interrupted", "--store", url],
@@ -79,31 +68,35 @@ def _round(tmp_path: Path, executor: str, kill_after: float) -> None:
     for resumer in resumers:
         _, err = resumer.communicate(timeout=WAIT)
         assert resumer.returncode == 0, err.decode()
-    assert _count(db, "SELECT count(*) FROM jobs WHERE status = 'completed'") == JOBS
+    assert db.scalar("SELECT count(*) FROM {jobs} WHERE status = 'completed'") == JOBS
     # no activation committed twice, none lost
     assert (
-        _count(
-            db,
-            "SELECT count(*) FROM (SELECT job_id, routine_id FROM activations "
-            "GROUP BY job_id, routine_id HAVING count(*) = 1)",
+        db.scalar(
+            "SELECT count(*) FROM (SELECT job_id, routine_id FROM {activations} "
+            "GROUP BY job_id, routine_id HAVING count(*) = 1) AS once"
         )
         == 3 * JOBS
     )
-    assert _count(db, "SELECT count(*) FROM activations") == 3 * JOBS
+    assert db.scalar("SELECT count(*) FROM {activations}") == 3 * JOBS
     # each routine's per-job counter in the final state equals an uninterrupted run's
-    connection = sqlite3.connect(db)
-    for (final,) in connection.execute("SELECT final_state FROM jobs"):
+    for (final,) in db.rows("SELECT final_state FROM {jobs}"):
         states = json.loads(final)["routine_states"]
         assert states == {"first": {"count": 1}, "second": {"count": 1}, "third": {"count": 1}}
-    connection.close()
 
 
-@pytest.mark.parametrize(("executor", "rounds"), [("thread", 10), ("process", 3)])
+@pytest.mark.parametrize(
+    ("store", "executor", "rounds"),
+    [("sqlite", "thread", 10), ("sqlite", "process", 3), ("postgresql", "thread", 4)],
+)
 def test_sigkill_at_random_moments_then_resume_finishes_every_job_exactly(
-    tmp_path, executor, rounds
+    tmp_path, request, store, executor, rounds
 ):
     rng = random.Random(1234 + rounds)
     for index in range(rounds):
         folder = tmp_path / f"round{index}"
         folder.mkdir()
-        _round(folder, executor, rng.uniform(0.0, 0.4))
+        if store == "sqlite":
+            url = f"sqlite:///{folder / 'runs.db'}"
+        else:
+            url = fresh_postgres_url(request.getfixturevalue("postgres_server").url)
+        _round(folder, url, executor, rng.uniform(0.0, 0.4))
