@@ -17,7 +17,7 @@ from bench._harness import best_of, row, selected, timed
 from bench.bench_kernel import check, check_jobs, run_jobs, single_flow
 from routilux_kernel import Runtime
 
-W1_WEB = "W1 with the dashboard's live view open"
+W1_WEB = "one-routine jobs with the dashboard live view open"
 WORKLOADS = [W1_WEB]
 POOL = 4
 
