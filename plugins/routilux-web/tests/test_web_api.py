@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import FLOWS, start_server, stop_server
+from web_server import FLOWS, start_server, stop_server
+
 from routilux_kernel.cli import main
 
 

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from web_server import FLOWS, start_server, stop_server
 
-from conftest import FLOWS, start_server, stop_server
 from routilux_kernel.cli import main
 from testsupport.components import require_component
 

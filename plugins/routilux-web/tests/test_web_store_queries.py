@@ -7,8 +7,8 @@ import sqlite3
 import time
 
 import pytest
+from web_server import start_server, stop_server
 
-from conftest import start_server, stop_server
 from routilux_kernel.core.job_store import JobQuery
 from routilux_kernel.stores.memory_store import MemoryJobStore
 from routilux_kernel.stores.sqlite_store import SqliteJobStore
