@@ -172,7 +172,7 @@ def _store_with_version(path: Path, version: int) -> bytes:
 def test_a_store_of_a_newer_schema_is_refused_and_left_untouched(tmp_path):
     path = tmp_path / "runs.db"
     before = _store_with_version(path, 99)
-    with pytest.raises(JobStoreError, match=r"schema version 99, newer than .* understands \(2\)"):
+    with pytest.raises(JobStoreError, match=r"schema version 99, newer than .* understands \(3\)"):
         Runtime(store=f"sqlite:///{path}").exec(chain(), {"n": 1})
     assert path.read_bytes() == before
 
@@ -207,7 +207,7 @@ def test_a_read_only_store_is_refused(tmp_path):
 
 
 def test_an_older_schema_is_migrated(tmp_path):
-    from routilux_kernel.stores.sqlite_schema import MIGRATIONS
+    from routilux_kernel.stores.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
     path = tmp_path / "runs.db"
     connection = sqlite3.connect(path)
@@ -219,9 +219,9 @@ def test_an_older_schema_is_migrated(tmp_path):
     with Runtime(store=f"sqlite:///{path}") as runtime:
         assert runtime.run(chain(), {"n": 1}, timeout=WAIT).status == "completed"
     connection = sqlite3.connect(path)
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     indexes = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    assert {"jobs_by_flow", "jobs_by_finish"} <= indexes
+    assert {"jobs_by_flow", "jobs_by_finish", "jobs_by_created"} <= indexes
 
 
 def test_a_failed_write_fails_the_job_and_keeps_what_was_committed(tmp_path, make_runtime, gates):

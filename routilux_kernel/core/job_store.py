@@ -13,6 +13,7 @@ produced its inputs. Recovery replays committed activations only.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from abc import ABC, abstractmethod
@@ -142,6 +143,30 @@ class StoredJob:
     activations: list[dict[str, Any]] = field(default_factory=list)  # commit order, decoded
 
 
+@dataclass(frozen=True)
+class JobQuery:
+    """Which stored jobs to list: filters, all optional, and one page of the newest first.
+
+    ``created_after``/``created_before`` bound ``created_at`` (epoch seconds, the first
+    inclusive, the second exclusive); ``offset`` skips that many matches.
+    """
+
+    status: str | None = None
+    flow_id: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass
+class JobPage:
+    """One page of job summaries (``list_jobs`` rows) and how many jobs match in all."""
+
+    jobs: list[dict[str, Any]]
+    total: int
+
+
 class JobStore(ABC):
     """What the engine needs from a store. Built-ins: ``memory`` and ``sqlite:///``."""
 
@@ -188,6 +213,39 @@ class JobStore(ABC):
         limit: int = DEFAULT_LIST_LIMIT,
     ) -> list[dict[str, Any]]:
         """Job summaries, newest first."""
+
+    def query_jobs(self, query: JobQuery) -> JobPage:
+        """A page of job summaries matching ``query``, newest first, with the total count.
+
+        This default filters ``list_jobs`` in memory; a store that keeps many jobs answers
+        it with indexed queries instead.
+        """
+        matching = [
+            job
+            for job in self.list_jobs(query.status, query.flow_id, limit=2**62)
+            if (query.created_after is None or job["created_at"] >= query.created_after)
+            and (query.created_before is None or job["created_at"] < query.created_before)
+        ]
+        return JobPage(matching[query.offset : query.offset + query.limit], len(matching))
+
+    def list_flows(self) -> list[dict[str, Any]]:
+        """Every flow that has a stored job: ``flow_id``, ``jobs`` (count), ``last_created_at``
+        and ``flow`` (the newest stored definition as a dict, or None), by flow id."""
+        flows: dict[str, dict[str, Any]] = {}
+        for job in self.list_jobs(limit=2**62):  # newest first: the first seen is the newest
+            entry = flows.get(job["flow_id"])
+            if entry is None:
+                stored = self.load_job(job["job_id"])
+                snapshot = None if stored is None else stored.flow_snapshot
+                flows[job["flow_id"]] = {
+                    "flow_id": job["flow_id"],
+                    "jobs": 1,
+                    "last_created_at": job["created_at"],
+                    "flow": None if snapshot is None else json.loads(snapshot),
+                }
+            else:
+                entry["jobs"] += 1
+        return [flows[name] for name in sorted(flows)]
 
     @abstractmethod
     def load_job(self, job_id: str) -> StoredJob | None:

@@ -35,6 +35,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_by_flow ON jobs (flow_id, created_at)",
         "CREATE INDEX jobs_by_finish ON jobs (finished_at)",
     ),
+    (
+        # version 3: a page of the newest jobs (the dashboard, query_jobs) without a sort
+        "CREATE INDEX jobs_by_created ON jobs (created_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Seconds a connection waits for another process's write lock before it reports it.

@@ -18,6 +18,8 @@ from routilux_kernel.core.job_store import (
     DEFAULT_LIST_LIMIT,
     TERMINAL_STATUSES,
     ActivationCommit,
+    JobPage,
+    JobQuery,
     JobStore,
     JobStoreError,
     JobUpdate,
@@ -135,6 +137,59 @@ class SqliteJobStore(JobStore):
             connection.close()
         names = [*(name.strip() for name in _SUMMARY.split(",")), "activations"]
         return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def query_jobs(self, query: JobQuery) -> JobPage:
+        if not self.path.exists():
+            return JobPage([], 0)
+        where, args = [], []
+        for column, test, value in (
+            ("status", "=", query.status),
+            ("flow_id", "=", query.flow_id),
+            ("created_at", ">=", query.created_after),
+            ("created_at", "<", query.created_before),
+        ):
+            if value is not None:
+                where.append(f"{column} {test} ?")
+                args.append(value)
+        condition = " WHERE " + " AND ".join(where) if where else ""
+        connection = self._read()
+        try:
+            total = connection.execute(f"SELECT count(*) FROM jobs{condition}", args).fetchone()[0]
+            rows = connection.execute(
+                f"SELECT {_SUMMARY}, (SELECT count(*) FROM activations a "
+                f"WHERE a.job_id = j.job_id) FROM jobs j{condition} "
+                "ORDER BY created_at DESC, job_id LIMIT ? OFFSET ?",
+                (*args, query.limit, query.offset),
+            ).fetchall()
+        finally:
+            connection.close()
+        names = [*(name.strip() for name in _SUMMARY.split(",")), "activations"]
+        return JobPage([dict(zip(names, row, strict=True)) for row in rows], total)
+
+    def list_flows(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        connection = self._read()
+        try:
+            # One row per flow from the jobs_by_flow index; its newest job's definition.
+            rows = connection.execute(
+                "SELECT g.flow_id, g.jobs, g.last_created_at, (SELECT f.snapshot FROM jobs j "
+                "JOIN flows f ON f.flow_key = j.flow_key WHERE j.flow_id = g.flow_id "
+                "ORDER BY j.created_at DESC LIMIT 1) FROM (SELECT flow_id, count(*) AS jobs, "
+                "max(created_at) AS last_created_at FROM jobs GROUP BY flow_id) g "
+                "ORDER BY g.flow_id"
+            ).fetchall()
+        finally:
+            connection.close()
+        return [
+            {
+                "flow_id": flow_id,
+                "jobs": jobs,
+                "last_created_at": last,
+                "flow": None if snapshot is None else json.loads(snapshot),
+            }
+            for flow_id, jobs, last, snapshot in rows
+        ]
 
     def load_job(self, job_id: str) -> StoredJob | None:
         if not self.path.exists():

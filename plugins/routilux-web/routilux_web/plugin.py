@@ -1,0 +1,29 @@
+"""The hook implementations of routilux-web: the ``serve`` command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from routilux_kernel import hookimpl
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported when the command runs, so that other commands do not load Starlette.
+    return int(importlib.import_module("routilux_web.serve_command").run(args))
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    importlib.import_module("routilux_web.serve_command").add_arguments(parser)
+
+
+@hookimpl
+def register_commands(register: Callable[..., Any]) -> None:
+    register(
+        "serve",
+        _serve,
+        help="serve the dashboard and JSON API over the job store (http://127.0.0.1:8765/)",
+        add_arguments=_serve_arguments,
+    )
