@@ -37,6 +37,9 @@ CONTRACT = {
     "run_activation": ("activation",),
     "remote_activation_context": ("activation",),
     "worker_setup": ("worker",),
+    "extend_command": ("command", "parser"),
+    "run_started": ("args", "runtime", "flow"),
+    "run_finished": ("args", "runtime", "flow", "job_states"),
 }
 
 

@@ -44,7 +44,7 @@ def main(
     except RoutiluxError as exc:
         print(f"routilux: cannot load plugins: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    parser = build_parser(commands)
+    parser = build_parser(commands, pm)
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # argparse reports bad usage itself and exits 2 (0 for --help)
@@ -63,8 +63,13 @@ def main(
         disable_logging()  # called in-process (tests, embedding): the library is quiet again
 
 
-def build_parser(commands: Registry) -> argparse.ArgumentParser:
-    """The top-level parser with one sub-parser per registered command."""
+def build_parser(
+    commands: Registry, plugin_manager: pluggy.PluginManager | None = None
+) -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per registered command.
+
+    With a plugin manager, its ``extend_command`` hooks add their options to each command.
+    """
     parser = argparse.ArgumentParser(
         prog="routilux",
         description="Run, check and draw routilux flow files; list routines and plugins.",
@@ -94,8 +99,23 @@ def build_parser(commands: Registry) -> argparse.ArgumentParser:
         )
         if add_arguments is not None:
             add_arguments(sub)
+        if plugin_manager is not None:
+            _extend(plugin_manager, entry.name, sub)
         sub.set_defaults(command_run=entry.value, command_plugin=entry.plugin)
     return parser
+
+
+def _extend(pm: pluggy.PluginManager, command: str, parser: argparse.ArgumentParser) -> None:
+    """Options plugins add to ``command``; a plugin whose hook fails is reported, not fatal."""
+    for impl in pm.hook.extend_command.get_hookimpls():
+        try:
+            impl.function(command=command, parser=parser)
+        except Exception as exc:
+            print(
+                f"routilux: plugin {impl.plugin_name!r} could not add options to "
+                f"{command!r}: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
 
 
 def _version() -> str:

@@ -73,10 +73,12 @@ def run(args: argparse.Namespace) -> int:
                     store=_open_store(args),
                 )
                 try:
+                    pm.hook.run_started(args=args, runtime=runtime, flow=flow)
                     states = _start_jobs(runtime, flow, params, args)
                     runtime.store.flush()  # every job of this run is in the store from here on
                     _wait(watcher, display, len(states), interrupts)
                 finally:
+                    _run_finished(pm, args, runtime, flow, states)
                     stop_runtime(runtime, interrupts, display)
     elapsed = time.monotonic() - started
     if interrupts.signals:
@@ -127,6 +129,19 @@ class JobWatcher:
         """True once ``total`` jobs finished; False if ``timeout`` seconds passed first."""
         with self._changed:
             return self._changed.wait_for(lambda: self.finished >= total, timeout)
+
+
+def _run_finished(
+    pm: Any, args: argparse.Namespace, runtime: Runtime, flow: Flow, states: list[JobState]
+) -> None:
+    """Tell plugins the run is over; one that fails is reported, the runtime still stops."""
+    try:
+        pm.hook.run_finished(args=args, runtime=runtime, flow=flow, job_states=list(states))
+    except Exception as exc:
+        print(
+            f"routilux run: a run_finished hook failed: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
 
 
 def _open_store(args: argparse.Namespace) -> JobStore:

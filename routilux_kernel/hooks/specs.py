@@ -111,3 +111,21 @@ def remote_activation_context(activation: ActivationView) -> dict[str, Any] | No
 @hookspec
 def worker_setup(worker: Any) -> None:
     """Called once in each remote worker process before it runs any activation."""
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+@hookspec
+def extend_command(command: str, parser: Any) -> None:
+    """Add options to a command another plugin registered (``parser`` is its argparse parser)."""
+
+
+@hookspec
+def run_started(args: Any, runtime: Any, flow: Flow) -> None:
+    """Called by ``routilux run`` once its Runtime exists, before the first job starts."""
+
+
+@hookspec
+def run_finished(args: Any, runtime: Any, flow: Flow, job_states: list[JobState]) -> None:
+    """Called by ``routilux run`` when its jobs ended (or it was interrupted), before shutdown."""

@@ -1,4 +1,4 @@
-"""The hook implementations of routilux-web: the ``serve`` command."""
+"""The hook implementations of routilux-web: the ``serve`` command and ``run --ui``."""
 
 from __future__ import annotations
 
@@ -27,3 +27,21 @@ def register_commands(register: Callable[..., Any]) -> None:
         help="serve the dashboard and JSON API over the job store (http://127.0.0.1:8765/)",
         add_arguments=_serve_arguments,
     )
+
+
+@hookimpl
+def extend_command(command: str, parser: argparse.ArgumentParser) -> None:
+    if command == "run":
+        importlib.import_module("routilux_web.run_dashboard").add_ui_arguments(parser)
+
+
+@hookimpl
+def run_started(args: argparse.Namespace, runtime: Any, flow: Any) -> None:
+    if getattr(args, "ui", False):
+        importlib.import_module("routilux_web.run_dashboard").start(args, runtime, flow)
+
+
+@hookimpl
+def run_finished(args: argparse.Namespace, runtime: Any, flow: Any, job_states: Any) -> None:
+    if getattr(args, "ui", False):
+        importlib.import_module("routilux_web.run_dashboard").stop(args)

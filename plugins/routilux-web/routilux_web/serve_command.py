@@ -9,8 +9,9 @@ from typing import Any
 
 import uvicorn
 
+from routilux_kernel.cli.command_arguments import add_store_argument
 from routilux_kernel.cli.flow_arguments import CommandInputError
-from routilux_kernel.cli.jobs_command import add_store_argument, store_url
+from routilux_kernel.cli.jobs_command import store_url
 from routilux_kernel.core.job_store import JobStore, JobStoreError
 from routilux_kernel.engine.store_choice import open_store
 from routilux_kernel.hooks.registry import registries_for
