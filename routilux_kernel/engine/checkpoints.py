@@ -30,6 +30,7 @@ from routilux_kernel.core.job_store import (
     NewJob,
     ProcessIdentity,
 )
+from routilux_kernel.core.json_text import lenient_json, strict_json
 
 if TYPE_CHECKING:
     from routilux_kernel.core.flow import Flow
@@ -92,13 +93,13 @@ class ActivationRecorder:
         if kind == "state":
             routine_id, updates = args
             text = encode(updates, f"{where}: update_routine_state({routine_id!r}, ...)")
-            self.ops.append(f'["state",{json.dumps(routine_id)},{text}]')
+            self.ops.append(f'["state",{strict_json(routine_id)},{text}]')
         elif kind == "set":
             key, value = args
             text = encode(value, f"{where}: shared_data[{key!r}]")
-            self.ops.append(f'["set",{json.dumps(key)},{text}]')
+            self.ops.append(f'["set",{strict_json(key)},{text}]')
         elif kind == "delete":
-            self.ops.append(f'["delete",{json.dumps(args[0])}]')
+            self.ops.append(f'["delete",{strict_json(args[0])}]')
         elif kind == "clear":
             self.ops.append('["clear"]')
         elif kind == "append":
@@ -192,7 +193,7 @@ class JobCheckpoints:
         recorder = current_recorder.get()
         if isinstance(recorder, ActivationRecorder) and recorder.checkpoints is self:
             recorder.ops.append(
-                f'["item",{number},{json.dumps(routine_id)},{json.dumps(slot)},{text}]'
+                f'["item",{number},{strict_json(routine_id)},{strict_json(slot)},{text}]'
             )
             recorder.produced.append(number)
             with self._lock:
@@ -279,7 +280,7 @@ class JobCheckpoints:
                     finished_at=state.finished_at,
                     error=None if error is None else f"{type(error).__name__}: {state.error}",
                     traceback=None if error is None else _traceback_text(error),
-                    final_state=json.dumps(state.to_dict(), default=repr),
+                    final_state=lenient_json(state.to_dict()),
                 )
             )
         except Exception:  # a failed store already failed this job; nothing more to keep

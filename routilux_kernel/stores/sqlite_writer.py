@@ -1,8 +1,11 @@
 """Grouped writes to a SQLite job store: one thread commits whatever queued up, in one go.
 
 Writes are taken in the order they were handed over and committed together, so a commit
-never lands before one it depends on. The thread commits as soon as there is work; writes
-handed over while a transaction runs go into the next one, which is what groups them.
+never lands before one it depends on. Once a write arrives, the thread lets others join it
+for ``GATHER_SECONDS`` (unless ``BATCH_LIMIT`` writes are waiting, or someone flushes), then
+commits them all in one transaction; writes handed over meanwhile go into the next one.
+Waking the thread for each write instead would cost more than the writes themselves: every
+wake-up takes the GIL from the engine's threads.
 A failed transaction (disk full, I/O error) is rolled back: what was committed before stays,
 and the store takes no more writes, so the engine fails the jobs that depend on it.
 """
@@ -10,7 +13,6 @@ and the store takes no more writes, so the engine fails the jobs that depend on 
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import threading
 import time
@@ -25,9 +27,14 @@ from routilux_kernel.core.job_store import (
     NewJob,
     ProcessIdentity,
 )
+from routilux_kernel.core.json_text import strict_json
 
 #: Seconds an owner's claim on its running jobs lasts without renewal (other hosts wait it out).
 LEASE_SECONDS = 30.0
+#: Seconds a write waits for others to share its transaction (well inside MAX_COMMIT_DELAY).
+GATHER_SECONDS = 0.02
+#: This many waiting writes are committed at once, without waiting out the gathering time.
+BATCH_LIMIT = 5000
 
 Write = NewJob | ActivationCommit | JobUpdate
 
@@ -42,10 +49,12 @@ class GroupedWriter:
         self._pending: list[Write] = []
         self._flows: dict[str, str | None] = {}
         self._flow_keys: dict[str, str] = {}  # snapshot text -> its key in the flows table
-        self._changed = threading.Condition()
+        self._changed = threading.Condition(threading.Lock())
         self._handed = 0  # writes handed over
         self._done = 0  # writes committed (or dropped after a failure)
         self._closing = False
+        self._flushing = 0  # callers of flush() waiting: commit without gathering
+        self._idle = True  # the thread waits for a first write (hand_over must wake it)
         self.failure: JobStoreError | None = None
         self._next_lease = 0.0
         self._thread = threading.Thread(
@@ -67,15 +76,22 @@ class GroupedWriter:
                     self._flows[key] = write.flow_snapshot
             self._pending.append(write)
             self._handed += 1
-            self._changed.notify_all()
+            if self._idle or len(self._pending) == BATCH_LIMIT:
+                self._idle = False
+                self._changed.notify_all()
 
     def flush(self, timeout: float | None = None) -> None:
         with self._changed:
             target = self._handed
-            if not self._changed.wait_for(lambda: self._done >= target, timeout):
-                raise JobStoreError(
-                    f"job store {self.url!r}: writes still pending after {timeout}s"
-                )
+            self._flushing += 1
+            self._changed.notify_all()
+            try:
+                if not self._changed.wait_for(lambda: self._done >= target, timeout):
+                    raise JobStoreError(
+                        f"job store {self.url!r}: writes still pending after {timeout}s"
+                    )
+            finally:
+                self._flushing -= 1
             if self.failure is not None:
                 raise self.failure
 
@@ -89,7 +105,12 @@ class GroupedWriter:
     def _loop(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._pending or self._closing, self._lease_wait())
+                self._idle = not self._pending
+                self._changed.wait_for(self._has_work, self._lease_wait())
+                if self._pending and not self._in_a_hurry():
+                    self._idle = False
+                    self._changed.wait_for(self._in_a_hurry, GATHER_SECONDS)
+                self._idle = False
                 batch, self._pending = self._pending, []
                 flows, self._flows = self._flows, {}
                 closing = self._closing
@@ -100,6 +121,12 @@ class GroupedWriter:
                 self._changed.notify_all()
                 if closing and not self._pending:
                     return
+
+    def _has_work(self) -> bool:
+        return bool(self._pending) or self._closing
+
+    def _in_a_hurry(self) -> bool:
+        return self._closing or self._flushing > 0 or len(self._pending) >= BATCH_LIMIT
 
     def _lease_wait(self) -> float:
         return max(0.0, self._next_lease - time.time())
@@ -181,7 +208,7 @@ def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> tupl
     items = (
         "["
         + ",".join(
-            f"[{n},{json.dumps(rid)},{json.dumps(slot)},{data}]"
+            f"[{n},{strict_json(rid)},{strict_json(slot)},{data}]"
             for n, rid, slot, data in job.entry_items
         )
         + "]"
@@ -212,6 +239,6 @@ def _activation_row(commit: ActivationCommit) -> tuple[Any, ...]:
         commit.attempt,
         commit.error,
         commit.traceback,
-        json.dumps(commit.consumed),
+        strict_json(commit.consumed),
         commit.effects,
     )
