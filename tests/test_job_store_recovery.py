@@ -33,12 +33,13 @@ def _committed(db: Path, routine_id: str) -> int:
         connection.close()
 
 
-def crashed_run(tmp_path: Path, jobs: int) -> tuple[Path, str]:
-    """Run held_chain until every job's first routine committed and second is held, then
-    SIGKILL the driver: each job is interrupted inside ``second``."""
+def crashed_run(tmp_path: Path, jobs: int, flow: str = "held_chain") -> tuple[Path, str]:
+    """Run ``flow`` (held_chain or held_async_chain) until every job's first routine
+    committed and second is held, then SIGKILL the driver: each job is interrupted inside
+    ``second``."""
     hold = tmp_path / "open-the-gate"
-    flow_file = tmp_path / "held_chain.yaml"
-    flow_file.write_text((FLOWS / "held_chain.yaml").read_text().replace("HOLD", str(hold)))
+    flow_file = tmp_path / f"{flow}.yaml"
+    flow_file.write_text((FLOWS / f"{flow}.yaml").read_text().replace("HOLD", str(hold)))
     (tmp_path / "durable_steps.py").write_text((FLOWS / "durable_steps.py").read_text())
     db = tmp_path / "runs.db"
     url = f"sqlite:///{db}"
@@ -111,3 +112,32 @@ def test_resume_one_job_touches_that_job_only(tmp_path, monkeypatch, capsys):
     statuses = {job["job_id"]: job["status"] for job in SqliteJobStore(url).list_jobs()}
     assert statuses == {first: "completed", second: "running"}
     assert [job_id for job_id, _ in SqliteJobStore(url).interrupted_jobs()] == [second]
+
+
+def test_async_logic_writes_and_emits_are_checkpointed_and_survive_a_crash(
+    tmp_path, monkeypatch, capsys
+):
+    # first and third are ``async def`` (they run on the runtime's event loop, in a context
+    # of their own): what they wrote and emitted must be in their commits.
+    db, url = crashed_run(tmp_path, jobs=2, flow="held_async_chain")
+    before = SqliteJobStore(url)
+    for job in before.list_jobs():
+        stored = before.load_job(job["job_id"])
+        assert stored is not None
+        [first] = stored.activations
+        kinds = [op[0] for op in first["effects"]]
+        assert kinds == ["state", "append", "set", "item"]
+    monkeypatch.chdir(tmp_path)
+    assert main(["jobs", "resume", "--interrupted", "--store", url, "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert len(resumed) == 2
+    for job in resumed:
+        assert job["status"] == "completed"
+        assert job["routine_states"] == {
+            "first": {"count": 1},
+            "second": {"count": 1},
+            "third": {"count": 1},
+        }
+        assert job["shared_data"] == {"first": 0, "third": 2}
+        assert sorted(job["shared_log"]) == ["first", "second", "third"]
+    assert (_committed(db, "first"), _committed(db, "second"), _committed(db, "third")) == (2, 2, 2)
