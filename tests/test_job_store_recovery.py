@@ -33,10 +33,11 @@ def _committed(db: Path, routine_id: str) -> int:
         connection.close()
 
 
-def crashed_run(tmp_path: Path, jobs: int, flow: str = "held_chain") -> tuple[Path, str]:
-    """Run ``flow`` (held_chain or held_async_chain) until every job's first routine
-    committed and second is held, then SIGKILL the driver: each job is interrupted inside
-    ``second``."""
+def crashed_run(
+    tmp_path: Path, jobs: int, flow: str = "held_chain", committed: tuple[str, ...] = ("first",)
+) -> tuple[Path, str]:
+    """Run ``flow`` (a held_*.yaml) until every job's ``committed`` routines committed and
+    second is held, then SIGKILL the driver: each job is interrupted inside ``second``."""
     hold = tmp_path / "open-the-gate"
     flow_file = tmp_path / f"{flow}.yaml"
     flow_file.write_text((FLOWS / f"{flow}.yaml").read_text().replace("HOLD", str(hold)))
@@ -52,7 +53,8 @@ def crashed_run(tmp_path: Path, jobs: int, flow: str = "held_chain") -> tuple[Pa
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + WAIT
-    while _committed(db, "first") < jobs:  # a condition on the store, not a timed guess
+    # a condition on the store, not a timed guess
+    while any(_committed(db, routine_id) < jobs for routine_id in committed):
         assert driver.poll() is None, driver.stderr.read().decode()
         assert time.monotonic() < deadline, "the first routine never committed"
         time.sleep(0.02)
@@ -141,3 +143,20 @@ def test_async_logic_writes_and_emits_are_checkpointed_and_survive_a_crash(
         assert job["shared_data"] == {"first": 0, "third": 2}
         assert sorted(job["shared_log"]) == ["first", "second", "third"]
     assert (_committed(db, "first"), _committed(db, "second"), _committed(db, "third")) == (2, 2, 2)
+
+
+def test_a_routine_skipped_before_the_crash_stays_skipped_after_resume(
+    tmp_path, monkeypatch, capsys
+):
+    # picky fails on first's emit and SKIP takes it out of the job; after the crash, second
+    # runs again and emits to picky, which must not run again: its data is kept unconsumed.
+    db, url = crashed_run(tmp_path, jobs=1, flow="held_skip", committed=("first", "picky"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["jobs", "resume", "--interrupted", "--store", url, "--json"]) == 0
+    [job] = json.loads(capsys.readouterr().out)
+    assert job["status"] == "completed"
+    assert job["skipped_routines"] == ["picky"]
+    assert job["shared_data"] == {"picky runs": 1}
+    assert [error["routine_id"] for error in job["errors"]] == ["picky"]
+    assert job["unconsumed"] == {"picky": {"trigger": [{"n": 2}]}}
+    assert (_committed(db, "first"), _committed(db, "picky"), _committed(db, "second")) == (1, 1, 1)

@@ -115,6 +115,7 @@ def job_details(store: JobStore, stored: StoredJob) -> dict[str, Any]:
             "shared_log": replayed.shared_log,
             "errors": replayed.errors,
             "unconsumed": unconsumed,
+            "skipped_routines": sorted(replayed.skipped_routines),
         }
     details["status"] = stored.status
     details["traceback"] = stored.traceback

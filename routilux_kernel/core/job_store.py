@@ -92,7 +92,8 @@ class ActivationCommit:
     ``effects`` is JSON text of a list of operations in the order they were made:
     ``["item", n, routine_id, slot, data]`` (routed into a slot), ``["state", routine_id,
     updates]``, ``["set", key, value]``, ``["delete", key]``, ``["clear"]``,
-    ``["append", value]``; values are encoded by the store's codec.
+    ``["append", value]``, ``["skip", routine_id]`` (SKIP took the routine out of the job);
+    values are encoded by the store's codec.
     """
 
     job_id: str

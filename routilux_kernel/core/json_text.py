@@ -20,9 +20,7 @@ _SEPARATORS = (",", ":")
 def _encoder(default: Callable[[Any], Any], allow_nan: bool) -> Callable[[Any], str]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # an interpreter without CPython's C accelerator
-        return json.JSONEncoder(
-            default=default, allow_nan=allow_nan, separators=_SEPARATORS
-        ).encode
+        return json.JSONEncoder(default=default, allow_nan=allow_nan, separators=_SEPARATORS).encode
     encode_chunks = make(
         None,  # no markers: see the module docstring
         default,

@@ -102,6 +102,8 @@ class ActivationRecorder:
             self.ops.append(f'["delete",{strict_json(args[0])}]')
         elif kind == "clear":
             self.ops.append('["clear"]')
+        elif kind == "skip":
+            self.ops.append(f'["skip",{strict_json(args[0])}]')
         elif kind == "append":
             self.ops.append(f'["append",{encode(args[0], f"{where}: shared_log.append")}]')
 

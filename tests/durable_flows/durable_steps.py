@@ -61,3 +61,18 @@ class AsyncCountingStep(Routine):
             job_state.shared_log.append(routine_id)
             job_state.shared_data[routine_id] = item.get("n", 0)
             self.emit("out", n=int(item.get("n", 0)) + 1)
+
+
+class AlwaysFailing(Routine):
+    """Counts its activations in ``shared_data["<id> runs"]``, then raises."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_slot("trigger")
+
+    def logic(
+        self, slot_data: dict[str, list[dict[str, Any]]], message: Any, job_state: Any
+    ) -> None:
+        key = f"{job_state.current_routine_id} runs"
+        job_state.shared_data[key] = job_state.shared_data.get(key, 0) + 1
+        raise ValueError("this routine always fails")
