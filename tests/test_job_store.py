@@ -80,6 +80,53 @@ def test_a_durable_run_keeps_the_job_its_flow_and_one_row_per_activation(tmp_pat
     assert all(r["started_at"] <= r["finished_at"] for r in rows)
 
 
+def test_each_activation_row_repeats_the_jobs_execution_record(tmp_path, make_runtime):
+    # flaky fails once and is retried; picky fails and is skipped: the store keeps one row
+    # per activation, equal to the last execution record of that activation.
+    from routilux_kernel import ErrorHandler, ErrorStrategy
+
+    tries = []
+
+    def flaky_logic(data: Any, message: Any, job_state: Any) -> None:
+        tries.append(1)
+        if len(tries) == 1:
+            raise ConnectionError("once")
+        flaky.emit("out", n=1)
+
+    def picky_logic(data: Any, message: Any, job_state: Any) -> None:
+        raise ValueError("never")
+
+    flow = Flow("records")
+    flaky = Routine()
+    flaky.add_slot("trigger")
+    flaky.add_event("out")
+    flaky.set_logic(flaky_logic)
+    flaky.set_error_handler(ErrorHandler(strategy=ErrorStrategy.RETRY, retry_delay=0.0))
+    picky = Routine()
+    picky.add_slot("input")
+    picky.set_logic(picky_logic)
+    picky.set_error_handler(ErrorHandler(strategy=ErrorStrategy.SKIP))
+    flow.add_routine(flaky, "flaky")
+    flow.add_routine(picky, "picky")
+    flow.connect("flaky", "out", "picky", "input")
+    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    state = runtime.run(flow, timeout=WAIT)
+    assert state.status == "completed"
+    runtime.store.flush()
+    stored = runtime.store.load_job(state.job_id)
+    assert stored is not None
+    keys = ("routine_id", "outcome", "started_at", "finished_at", "attempt")
+    rows = [tuple(row[key] for key in keys) for row in stored.activations]
+    history = [tuple(getattr(r, key) for key in keys) for r in state.execution_history]
+    assert [h[:2] for h in history] == [
+        ("flaky", "retried"),
+        ("flaky", "completed"),
+        ("picky", "skipped"),
+    ]
+    assert rows == history[1:]  # the retried attempt is part of its activation's row
+    assert stored.activations[1]["error"] == "ValueError: never"
+
+
 def test_the_id_a_routine_sees_is_the_stored_id(tmp_path, make_runtime):
     seen = []
     flow = Flow("ids")

@@ -101,7 +101,7 @@ class ActivationCommit:
     routine_id: str
     started_at: float
     finished_at: float
-    outcome: str  # "completed" or "failed"
+    outcome: str  # as in the job's execution history: "completed", "failed" or "skipped"
     attempt: int
     consumed: list[int]
     effects: str

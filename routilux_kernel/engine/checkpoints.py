@@ -23,6 +23,7 @@ from routilux_kernel.core.effect_recording import (
     RecordingSharedLog,
     current_recorder,
 )
+from routilux_kernel.core.execution_record import FAILED, ExecutionRecord
 from routilux_kernel.core.job_store import (
     ActivationCommit,
     JobStore,
@@ -213,17 +214,29 @@ class JobCheckpoints:
         return recorder
 
     def activation_finished(
-        self, recorder: ActivationRecorder, attempt: int, error: BaseException | None
+        self,
+        recorder: ActivationRecorder,
+        record: ExecutionRecord | None,
+        attempt: int,
+        error: BaseException | None,
     ) -> BaseException | None:
-        """Hand the commit over once its inputs' producers are; returns a store failure."""
+        """Hand the commit over once its inputs' producers are; returns a store failure.
+
+        ``record`` is the job's execution-history entry of the activation, which its row
+        repeats; None for an activation that failed before it ran (an executor refused it).
+        """
+        if record is None:
+            record = ExecutionRecord(
+                recorder.routine_id, FAILED, recorder.started_at, time.time(), attempt
+            )
         recorder.commit = ActivationCommit(
             job_id=self.job_state.job_id,
             number=recorder.number,
-            routine_id=recorder.routine_id,
-            started_at=recorder.started_at,
-            finished_at=time.time(),
-            outcome="completed" if error is None else "failed",
-            attempt=attempt,
+            routine_id=record.routine_id,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            outcome=record.outcome,
+            attempt=record.attempt,
             consumed=recorder.consumed,
             effects="[" + ",".join(recorder.ops) + "]",
             error=None if error is None else f"{type(error).__name__}: {error}",
