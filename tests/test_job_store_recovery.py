@@ -53,14 +53,16 @@ def crashed_run(
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + WAIT
-    # a condition on the store, not a timed guess
-    while any(_committed(db, routine_id) < jobs for routine_id in committed):
-        assert driver.poll() is None, driver.stderr.read().decode()
-        assert time.monotonic() < deadline, "the first routine never committed"
-        time.sleep(0.02)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait(WAIT)
-    driver.stderr.close()
+    try:
+        # a condition on the store, not a timed guess
+        while any(_committed(db, routine_id) < jobs for routine_id in committed):
+            assert driver.poll() is None, driver.stderr.read().decode()
+            assert time.monotonic() < deadline, f"{committed} never all committed"
+            time.sleep(0.02)
+    finally:  # also when the wait failed: the driver is held at the gate for good
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(WAIT)
+        driver.stderr.close()
     hold.touch()  # the resumed run may pass
     return db, url
 

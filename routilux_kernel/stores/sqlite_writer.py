@@ -135,9 +135,24 @@ class GroupedWriter:
         if self.failure is not None:
             return  # dropped: the engine was told and fails the jobs concerned
         now = time.time()
-        jobs = [w for w in batch if isinstance(w, NewJob)]
-        commits = [w for w in batch if isinstance(w, ActivationCommit)]
-        updates = [w for w in batch if isinstance(w, JobUpdate)]
+        lease_until = now + LEASE_SECONDS
+        # A job created and finished within one batch (most short jobs) is inserted with its
+        # outcome: one row write instead of an insert and an update.
+        new_jobs: dict[str, list[Any]] = {}
+        activation_rows: list[tuple[Any, ...]] = []
+        update_rows: list[tuple[Any, ...]] = []
+        for write in batch:
+            if isinstance(write, ActivationCommit):
+                activation_rows.append(_activation_row(write))
+            elif isinstance(write, NewJob):
+                new_jobs[write.job_id] = _job_row(write, self._flow_keys, lease_until)
+            else:
+                outcome = _outcome(write)
+                row = new_jobs.get(write.job_id)
+                if row is None:
+                    update_rows.append((*outcome, write.job_id))
+                else:
+                    row[_OUTCOME_COLUMNS] = outcome
         owner = self.owner
         connection = self._connection
         try:
@@ -147,39 +162,29 @@ class GroupedWriter:
                     "INSERT OR IGNORE INTO flows (flow_key, snapshot) VALUES (?, ?)",
                     flows.items(),
                 )
-            if jobs:
+            if new_jobs:
                 connection.executemany(
-                    "DELETE FROM activations WHERE job_id = ?", [(j.job_id,) for j in jobs]
+                    "DELETE FROM activations WHERE job_id = ?", [(key,) for key in new_jobs]
                 )
                 connection.executemany(
                     "INSERT OR REPLACE INTO jobs (job_id, flow_id, flow_key, flow_source, "
-                    "status, created_at, owner_pid, owner_host, owner_started, lease_until, "
-                    "entry_items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [_job_row(j, self._flow_keys, now + LEASE_SECONDS) for j in jobs],
+                    "created_at, owner_pid, owner_host, owner_started, lease_until, "
+                    "entry_items, status, started_at, finished_at, error, traceback, "
+                    "final_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    new_jobs.values(),
                 )
-            if commits:
+            if activation_rows:
                 connection.executemany(
                     "INSERT OR REPLACE INTO activations (job_id, number, routine_id, started_at, "
                     "finished_at, outcome, attempt, error, traceback, consumed, effects) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [_activation_row(c) for c in commits],
+                    activation_rows,
                 )
-            if updates:
+            if update_rows:
                 connection.executemany(
                     "UPDATE jobs SET status = ?, started_at = ?, finished_at = ?, error = ?, "
                     "traceback = ?, final_state = ? WHERE job_id = ?",
-                    [
-                        (
-                            u.status,
-                            u.started_at,
-                            u.finished_at,
-                            u.error,
-                            u.traceback,
-                            u.final_state,
-                            u.job_id,
-                        )
-                        for u in updates
-                    ],
+                    update_rows,
                 )
             if now >= self._next_lease:
                 connection.execute(
@@ -204,7 +209,11 @@ class GroupedWriter:
                 self.failure = failure
 
 
-def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> tuple[Any, ...]:
+#: Where a job row (``_job_row``) holds its outcome: status, started_at, ... final_state.
+_OUTCOME_COLUMNS = slice(10, 16)
+
+
+def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> list[Any]:
     items = (
         "["
         + ",".join(
@@ -213,18 +222,34 @@ def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> tupl
         )
         + "]"
     )
-    return (
+    return [
         job.job_id,
         job.flow_id,
         None if job.flow_snapshot is None else flow_keys.get(job.flow_snapshot),
         job.flow_source,
-        job.status,
         job.created_at,
         job.owner.pid,
         job.owner.host,
         job.owner.started,
         lease_until,
         items,
+        job.status,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
+
+
+def _outcome(update: JobUpdate) -> tuple[Any, ...]:
+    return (
+        update.status,
+        update.started_at,
+        update.finished_at,
+        update.error,
+        update.traceback,
+        update.final_state,
     )
 
 
