@@ -266,13 +266,15 @@ def test_a_failed_write_fails_the_job_and_keeps_what_was_committed(tmp_path, mak
     # A store that cannot grow any more: SQLite reports "database or disk is full".
     runtime.store._writer._connection.execute("PRAGMA max_page_count = 1")
     gate = gates.new()
-    flow = chain(payload="x" * 20000)
+    flow = chain()
     held = flow.routines["c"]
     held.set_logic(lambda data, message, job_state: gate.wait(WAIT))
-    second = runtime.exec(flow, {"n": 1})
+    # The new job itself (its entry data needs new pages) cannot be written; it is handed
+    # to the store inside exec, so this flush is owed the failure.
+    second = runtime.exec(flow, {"n": 1, "big": "x" * 20000})
     with pytest.raises(JobStoreError, match=r"a write failed .*full.*what was committed"):
-        runtime.store.flush(WAIT)  # a's or b's commit could not be written
-    gate.set()
+        runtime.store.flush(WAIT)
+    gate.set()  # c ends after the failure is known: the job fails at the latest there
     assert second.wait(WAIT)
     assert second.status == "failed" and "a write failed" in str(second.error)
     reader = SqliteJobStore(f"sqlite:///{path}")

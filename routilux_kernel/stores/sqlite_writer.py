@@ -163,23 +163,16 @@ class GroupedWriter:
                     flows.items(),
                 )
             if new_jobs:
-                connection.executemany(
-                    "DELETE FROM activations WHERE job_id = ?", [(key,) for key in new_jobs]
+                _in_chunks(
+                    connection,
+                    "DELETE FROM activations WHERE job_id IN ",
+                    1,
+                    [(key,) for key in new_jobs],
+                    tuple_list=True,
                 )
-                connection.executemany(
-                    "INSERT OR REPLACE INTO jobs (job_id, flow_id, flow_key, flow_source, "
-                    "created_at, owner_pid, owner_host, owner_started, lease_until, "
-                    "entry_items, status, started_at, finished_at, error, traceback, "
-                    "final_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    new_jobs.values(),
-                )
+                _in_chunks(connection, _INSERT_JOBS, 16, list(new_jobs.values()))
             if activation_rows:
-                connection.executemany(
-                    "INSERT OR REPLACE INTO activations (job_id, number, routine_id, started_at, "
-                    "finished_at, outcome, attempt, error, traceback, consumed, effects) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    activation_rows,
-                )
+                _in_chunks(connection, _INSERT_ACTIVATIONS, 11, activation_rows)
             if update_rows:
                 connection.executemany(
                     "UPDATE jobs SET status = ?, started_at = ?, finished_at = ?, error = ?, "
@@ -207,6 +200,44 @@ class GroupedWriter:
             logger.error("{}", failure)
             with self._changed:
                 self.failure = failure
+
+
+_INSERT_JOBS = (
+    "INSERT OR REPLACE INTO jobs (job_id, flow_id, flow_key, flow_source, created_at, "
+    "owner_pid, owner_host, owner_started, lease_until, entry_items, status, started_at, "
+    "finished_at, error, traceback, final_state) VALUES "
+)
+_INSERT_ACTIVATIONS = (
+    "INSERT OR REPLACE INTO activations (job_id, number, routine_id, started_at, "
+    "finished_at, outcome, attempt, error, traceback, consumed, effects) VALUES "
+)
+#: Rows per statement at most; smaller chunks are powers of two, so few statements are
+#: prepared (and cached) per table.
+_CHUNK = 256
+
+
+def _in_chunks(
+    connection: sqlite3.Connection,
+    head: str,
+    width: int,
+    rows: list[Any],
+    tuple_list: bool = False,
+) -> None:
+    """Run ``head`` + many rows per statement. sqlite3 lets go of the GIL around each
+    statement step: with ``executemany`` that is once per row, and every time the engine's
+    threads fight to take it back; here it is once per chunk of rows."""
+    one = "(" + ",".join("?" * width) + ")"
+    start = 0
+    while start < len(rows):
+        size = _CHUNK
+        while size > len(rows) - start:
+            size //= 2
+        chunk = rows[start : start + size]
+        start += size
+        values = ",".join([one] * size)
+        if tuple_list:  # "x IN (?,?,...)": one list of values
+            values = "(" + ",".join("?" * size) + ")"
+        connection.execute(head + values, [value for row in chunk for value in row])
 
 
 #: Where a job row (``_job_row``) holds its outcome: status, started_at, ... final_state.
