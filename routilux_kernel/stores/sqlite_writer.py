@@ -16,6 +16,7 @@ import hashlib
 import sqlite3
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from loguru import logger
@@ -39,6 +40,10 @@ BATCH_LIMIT = 5000
 Write = NewJob | ActivationCommit | JobUpdate
 
 
+class _FlushMark(threading.Event):
+    """Queued by ``flush``: set once every write queued before it is committed."""
+
+
 class GroupedWriter:
     """The writer thread of one store connection."""
 
@@ -46,12 +51,12 @@ class GroupedWriter:
         self.url = url
         self.owner = owner
         self._connection = connection
-        self._pending: list[Write] = []
+        # Engine threads append without a lock (deque appends are atomic); only this
+        # thread takes from the front.
+        self._pending: deque[Write | _FlushMark] = deque()
         self._flows: dict[str, str | None] = {}
         self._flow_keys: dict[str, str] = {}  # snapshot text -> its key in the flows table
         self._changed = threading.Condition(threading.Lock())
-        self._handed = 0  # writes handed over
-        self._done = 0  # writes committed (or dropped after a failure)
         self._closing = False
         self._flushing = 0  # callers of flush() waiting: commit without gathering
         self._idle = True  # the thread waits for a first write (hand_over must wake it)
@@ -63,37 +68,47 @@ class GroupedWriter:
         self._thread.start()
 
     def hand_over(self, write: Write) -> None:
-        with self._changed:
-            if self.failure is not None:
-                raise self.failure
-            if self._closing:
-                raise JobStoreError(f"job store {self.url!r} is closed")
-            if isinstance(write, NewJob) and write.flow_snapshot is not None:
-                key = self._flow_keys.get(write.flow_snapshot)
-                if key is None:
-                    digest = hashlib.sha256(write.flow_snapshot.encode()).hexdigest()[:24]
-                    key = self._flow_keys[write.flow_snapshot] = digest
-                    self._flows[key] = write.flow_snapshot
-            self._pending.append(write)
-            self._handed += 1
-            if self._idle or len(self._pending) == BATCH_LIMIT:
+        if self.failure is not None:
+            raise self.failure
+        if self._closing:
+            raise JobStoreError(f"job store {self.url!r} is closed")
+        if isinstance(write, NewJob) and write.flow_snapshot not in self._flow_keys:
+            self._add_flow(write.flow_snapshot)
+        pending = self._pending
+        pending.append(write)
+        # The thread, if idle, set _idle under the lock before it looked at the queue: it
+        # either saw this write already or is woken here.
+        if self._idle or len(pending) == BATCH_LIMIT:
+            with self._changed:
                 self._idle = False
                 self._changed.notify_all()
 
+    def _add_flow(self, snapshot: str | None) -> None:
+        if snapshot is None:
+            return
+        with self._changed:  # before the job is queued, so the flow lands with it or before
+            if snapshot not in self._flow_keys:
+                key = hashlib.sha256(snapshot.encode()).hexdigest()[:24]
+                self._flow_keys[snapshot] = key
+                self._flows[key] = snapshot
+
     def flush(self, timeout: float | None = None) -> None:
+        mark = _FlushMark()
+        self._pending.append(mark)  # done once the writes handed over before it are
         with self._changed:
-            target = self._handed
             self._flushing += 1
+            self._idle = False
             self._changed.notify_all()
-            try:
-                if not self._changed.wait_for(lambda: self._done >= target, timeout):
-                    raise JobStoreError(
-                        f"job store {self.url!r}: writes still pending after {timeout}s"
-                    )
-            finally:
+        try:
+            if not mark.wait(timeout):
+                raise JobStoreError(
+                    f"job store {self.url!r}: writes still pending after {timeout}s"
+                )
+        finally:
+            with self._changed:
                 self._flushing -= 1
-            if self.failure is not None:
-                raise self.failure
+        if self.failure is not None:
+            raise self.failure
 
     def close(self) -> None:
         with self._changed:
@@ -103,24 +118,37 @@ class GroupedWriter:
         self._connection.close()
 
     def _loop(self) -> None:
+        pending = self._pending
         while True:
             with self._changed:
-                self._idle = not self._pending
+                self._idle = not pending
                 self._changed.wait_for(self._has_work, self._lease_wait())
-                if self._pending and not self._in_a_hurry():
+                if pending and not self._in_a_hurry():
                     self._idle = False
                     self._changed.wait_for(self._in_a_hurry, GATHER_SECONDS)
                 self._idle = False
-                batch, self._pending = self._pending, []
+                # Counted before the flows are taken: a job counted here had its flow
+                # added (under this lock) before it was queued, so the flow is taken too.
+                count = len(pending)
                 flows, self._flows = self._flows, {}
                 closing = self._closing
-            if batch or time.time() >= self._next_lease:
-                self._commit(batch, flows)
-            with self._changed:
-                self._done += len(batch)
-                self._changed.notify_all()
-                if closing and not self._pending:
-                    return
+            batch = [pending.popleft() for _ in range(count)]
+            marks = [w for w in batch if type(w) is _FlushMark]
+            writes = [w for w in batch if type(w) is not _FlushMark] if marks else batch
+            if writes or flows or time.time() >= self._next_lease:
+                try:
+                    self._commit(writes, flows)  # type: ignore[arg-type]
+                except Exception as exc:  # a bug, not a store fault: still nobody may hang
+                    logger.opt(exception=True).error("job store writer failed")
+                    with self._changed:
+                        self.failure = JobStoreError(
+                            f"job store {self.url!r}: the writer failed: {type(exc).__name__}: "
+                            f"{exc}"
+                        )
+            for mark in marks:
+                mark.set()
+            if closing and not pending:
+                return
 
     def _has_work(self) -> bool:
         return bool(self._pending) or self._closing
