@@ -13,6 +13,7 @@ import pytest
 
 from routilux_kernel import Flow, Routine, Runtime
 from routilux_kernel.cli import main
+from routilux_kernel.cli.jobs_command import job_details
 from routilux_kernel.core.job_store import JobStoreError
 from routilux_kernel.core.value_codecs import StoreSerializationError
 from routilux_kernel.stores.sqlite_store import SqliteJobStore
@@ -125,6 +126,20 @@ def test_each_activation_row_repeats_the_jobs_execution_record(tmp_path, make_ru
     ]
     assert rows == history[1:]  # the retried attempt is part of its activation's row
     assert stored.activations[1]["error"] == "ValueError: never"
+    # jobs show gives the whole history, the retried attempt included
+    shown = job_details(runtime.store, stored)["execution_history"]
+    assert [tuple(entry[key] for key in keys) for entry in shown] == history
+
+
+def test_a_clean_jobs_history_is_kept_once_as_its_rows_and_shown_whole(tmp_path, make_runtime):
+    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    state = runtime.run(chain(), {"n": 1}, timeout=WAIT)
+    runtime.store.flush()
+    stored = runtime.store.load_job(state.job_id)
+    assert stored is not None and "execution_history" not in stored.final_state
+    shown = job_details(runtime.store, stored)
+    assert shown["execution_history"] == [r.to_dict() for r in state.execution_history]
+    assert shown["routine_states"] == state.to_dict()["routine_states"]
 
 
 def test_the_id_a_routine_sees_is_the_stored_id(tmp_path, make_runtime):

@@ -92,6 +92,10 @@ def _list(args: argparse.Namespace, store: JobStore) -> int:
     return EXIT_OK
 
 
+#: The keys of an execution-history entry (ExecutionRecord.to_dict), as activation rows hold them.
+_RECORD_KEYS = ("routine_id", "outcome", "started_at", "finished_at", "attempt")
+
+
 def job_details(store: JobStore, stored: StoredJob) -> dict[str, Any]:
     """``JobState.to_dict`` shape (from the final state, or replayed) plus what was stored."""
     if stored.final_state is not None:
@@ -117,6 +121,10 @@ def job_details(store: JobStore, stored: StoredJob) -> dict[str, Any]:
             "unconsumed": unconsumed,
             "skipped_routines": sorted(replayed.skipped_routines),
         }
+    if "execution_history" not in details:  # kept as the activation rows (see checkpoints)
+        details["execution_history"] = [
+            {key: row[key] for key in _RECORD_KEYS} for row in stored.activations
+        ]
     details["status"] = stored.status
     details["traceback"] = stored.traceback
     details["flow_source"] = stored.flow_source

@@ -111,7 +111,8 @@ class ActivationCommit:
 
 @dataclass
 class JobUpdate:
-    """A job's status changed; ``final_state`` is ``JobState.to_dict`` as JSON once it ended."""
+    """A job's status changed; ``final_state`` is ``JobState.to_dict`` as JSON once it ended
+    (without ``execution_history`` when the job had no error: its activation rows are it)."""
 
     job_id: str
     status: str

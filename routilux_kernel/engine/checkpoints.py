@@ -129,6 +129,7 @@ class JobCheckpoints:
         #: Numbers for the items ``JobRun.start`` delivers again (a recovered job's queues).
         self._renumber = numbered or {}
         self._producers: dict[int, ActivationRecorder] = {}  # until the producer is handed over
+        self._rows_of_records = 0  # activation rows made from an execution record
         self._lock = threading.Lock()
         job_state.shared_data = RecordingSharedData(job_state, job_state.shared_data)
         job_state.shared_log = RecordingSharedLog(job_state, job_state.shared_log)
@@ -225,7 +226,9 @@ class JobCheckpoints:
         ``record`` is the job's execution-history entry of the activation, which its row
         repeats; None for an activation that failed before it ran (an executor refused it).
         """
-        if record is None:
+        if record is not None:
+            self._rows_of_records += 1
+        else:
             record = ExecutionRecord(
                 recorder.routine_id, FAILED, recorder.started_at, time.time(), attempt
             )
@@ -270,6 +273,13 @@ class JobCheckpoints:
                     ready.append(child)
             recorder.waiting = []
 
+    def _history_is_not_rows(self) -> bool:
+        """False when the job's execution history is exactly its activation rows (made from
+        the same records, see activation_finished): then it is not kept twice. A retry or
+        an error leaves history events; a record a routine added itself makes one more."""
+        state = self.job_state
+        return bool(state.history) or len(state.execution_history) != self._rows_of_records
+
     def job_finished(self) -> None:
         """Store the job's outcome after every commit of it that can still be handed over."""
         state = self.job_state
@@ -295,7 +305,7 @@ class JobCheckpoints:
                     finished_at=state.finished_at,
                     error=None if error is None else f"{type(error).__name__}: {state.error}",
                     traceback=None if error is None else _traceback_text(error),
-                    final_state=lenient_json(state.to_dict()),
+                    final_state=lenient_json(state.to_dict(self._history_is_not_rows())),
                 )
             )
         except Exception:  # a failed store already failed this job; nothing more to keep
