@@ -19,8 +19,6 @@ import time
 from collections import deque
 from typing import Any
 
-from loguru import logger
-
 from routilux_kernel.core.job_store import (
     ActivationCommit,
     JobStoreError,
@@ -29,6 +27,7 @@ from routilux_kernel.core.job_store import (
     ProcessIdentity,
 )
 from routilux_kernel.core.json_text import strict_json
+from routilux_kernel.core.lazy_logger import logger
 
 #: Seconds an owner's claim on its running jobs lasts without renewal (other hosts wait it out).
 LEASE_SECONDS = 30.0
