@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,45 @@ def test_a_clean_jobs_history_is_kept_once_as_its_rows_and_shown_whole(tmp_path,
     shown = job_details(runtime.store, stored)
     assert shown["execution_history"] == [r.to_dict() for r in state.execution_history]
     assert shown["routine_states"] == state.to_dict()["routine_states"]
+
+
+def test_a_commit_lands_within_the_promised_delay_without_a_flush(tmp_path, make_runtime, gates):
+    # a's commit is grouped (the writer waits for others to join it) but must be readable
+    # from another connection within MAX_COMMIT_DELAY of a's logic returning; b holds the
+    # job open, so nothing else (no job end, no flush) pushes it out.
+    from routilux_kernel.core.job_store import MAX_COMMIT_DELAY
+
+    returned = []
+    gate = gates.new()
+    flow = chain()
+    first = flow.routines["a"]
+    plain_logic = first.logic
+
+    def timed_logic(data: Any, message: Any, job_state: Any) -> None:
+        plain_logic(data, message, job_state)
+        returned.append(time.monotonic())
+
+    first.set_logic(timed_logic)
+    flow.routines["b"].set_logic(lambda data, message, job_state: gate.wait(WAIT))
+    path = tmp_path / "runs.db"
+    runtime = make_runtime(store=f"sqlite:///{path}")
+    runtime.store.open_for_writing()
+    state = runtime.exec(flow, {"n": 1})
+    reader = sqlite3.connect(path)
+    try:
+        deadline = time.monotonic() + WAIT
+        while not reader.execute(
+            "SELECT count(*) FROM activations WHERE job_id = ? AND routine_id = 'a'",
+            (state.job_id,),
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        seen = time.monotonic()
+    finally:
+        reader.close()
+    assert seen - returned[0] < MAX_COMMIT_DELAY
+    gate.set()
+    assert state.wait(WAIT) and state.status == "completed"
 
 
 def test_the_id_a_routine_sees_is_the_stored_id(tmp_path, make_runtime):
