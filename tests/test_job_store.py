@@ -141,6 +141,8 @@ def test_a_clean_jobs_history_is_kept_once_as_its_rows_and_shown_whole(tmp_path,
     shown = job_details(runtime.store, stored)
     assert shown["execution_history"] == [r.to_dict() for r in state.execution_history]
     assert shown["routine_states"] == state.to_dict()["routine_states"]
+    timestamps = ("created_at", "started_at", "finished_at")
+    assert [shown[key] for key in timestamps] == [getattr(state, key) for key in timestamps]
 
 
 def test_a_commit_lands_within_the_promised_delay_without_a_flush(tmp_path, make_runtime, gates):

@@ -100,6 +100,10 @@ def job_details(store: JobStore, stored: StoredJob) -> dict[str, Any]:
     """``JobState.to_dict`` shape (from the final state, or replayed) plus what was stored."""
     if stored.final_state is not None:
         details = dict(stored.final_state)
+        # kept in the job's columns, not in its final state (see engine/checkpoints.py)
+        details.setdefault("created_at", stored.created_at)
+        details.setdefault("started_at", stored.started_at)
+        details.setdefault("finished_at", stored.finished_at)
     else:
         replayed = replay(stored, store.codec)
         unconsumed: dict[str, dict[str, list[Any]]] = {}

@@ -111,8 +111,9 @@ class ActivationCommit:
 
 @dataclass
 class JobUpdate:
-    """A job's status changed; ``final_state`` is ``JobState.to_dict`` as JSON once it ended
-    (without ``execution_history`` when the job had no error: its activation rows are it)."""
+    """A job's status changed; ``final_state`` is ``JobState.to_dict`` as JSON once it ended,
+    less its timestamps (the fields here) and, when the job had no error, its
+    ``execution_history`` (its activation rows are it)."""
 
     job_id: str
     status: str

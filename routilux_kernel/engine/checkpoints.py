@@ -273,6 +273,15 @@ class JobCheckpoints:
                     ready.append(child)
             recorder.waiting = []
 
+    def _final_state(self) -> dict[str, Any]:
+        """``JobState.to_dict`` less what the job's row and activation rows hold already:
+        its timestamps (columns; floats cost the most to write as text) and, usually, its
+        execution history."""
+        final = self.job_state.to_dict(self._history_is_not_rows())
+        for key in _JOB_COLUMNS:
+            del final[key]
+        return final
+
     def _history_is_not_rows(self) -> bool:
         """False when the job's execution history is exactly its activation rows (made from
         the same records, see activation_finished): then it is not kept twice. A retry or
@@ -305,11 +314,15 @@ class JobCheckpoints:
                     finished_at=state.finished_at,
                     error=None if error is None else f"{type(error).__name__}: {state.error}",
                     traceback=None if error is None else _traceback_text(error),
-                    final_state=lenient_json(state.to_dict(self._history_is_not_rows())),
+                    final_state=lenient_json(self._final_state()),
                 )
             )
         except Exception:  # a failed store already failed this job; nothing more to keep
             pass
+
+
+#: Keys of ``JobState.to_dict`` that the job's row keeps in columns of its own.
+_JOB_COLUMNS = ("created_at", "started_at", "finished_at")
 
 
 def _traceback_text(error: BaseException) -> str:
