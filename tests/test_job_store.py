@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from routilux_kernel import Flow, Routine, Runtime
 from routilux_kernel.cli import main
+from routilux_kernel.cli.jobs_command import job_details
 from routilux_kernel.core.job_store import JobStoreError
 from routilux_kernel.core.value_codecs import StoreSerializationError
 from routilux_kernel.stores.sqlite_store import SqliteJobStore
@@ -79,6 +81,108 @@ def test_a_durable_run_keeps_the_job_its_flow_and_one_row_per_activation(store_u
     # a consumed the entry item and routed item 2 into b, which consumed it, and so on
     assert [r["consumed"] for r in rows] == [[1], [2], [3]]
     assert all(r["started_at"] <= r["finished_at"] for r in rows)
+
+
+def test_each_activation_row_repeats_the_jobs_execution_record(tmp_path, make_runtime):
+    # flaky fails once and is retried; picky fails and is skipped: the store keeps one row
+    # per activation, equal to the last execution record of that activation.
+    from routilux_kernel import ErrorHandler, ErrorStrategy
+
+    tries = []
+
+    def flaky_logic(data: Any, message: Any, job_state: Any) -> None:
+        tries.append(1)
+        if len(tries) == 1:
+            raise ConnectionError("once")
+        flaky.emit("out", n=1)
+
+    def picky_logic(data: Any, message: Any, job_state: Any) -> None:
+        raise ValueError("never")
+
+    flow = Flow("records")
+    flaky = Routine()
+    flaky.add_slot("trigger")
+    flaky.add_event("out")
+    flaky.set_logic(flaky_logic)
+    flaky.set_error_handler(ErrorHandler(strategy=ErrorStrategy.RETRY, retry_delay=0.0))
+    picky = Routine()
+    picky.add_slot("input")
+    picky.set_logic(picky_logic)
+    picky.set_error_handler(ErrorHandler(strategy=ErrorStrategy.SKIP))
+    flow.add_routine(flaky, "flaky")
+    flow.add_routine(picky, "picky")
+    flow.connect("flaky", "out", "picky", "input")
+    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    state = runtime.run(flow, timeout=WAIT)
+    assert state.status == "completed"
+    runtime.store.flush()
+    stored = runtime.store.load_job(state.job_id)
+    assert stored is not None
+    keys = ("routine_id", "outcome", "started_at", "finished_at", "attempt")
+    rows = [tuple(row[key] for key in keys) for row in stored.activations]
+    history = [tuple(getattr(r, key) for key in keys) for r in state.execution_history]
+    assert [h[:2] for h in history] == [
+        ("flaky", "retried"),
+        ("flaky", "completed"),
+        ("picky", "skipped"),
+    ]
+    assert rows == history[1:]  # the retried attempt is part of its activation's row
+    assert stored.activations[1]["error"] == "ValueError: never"
+    # jobs show gives the whole history, the retried attempt included
+    shown = job_details(runtime.store, stored)["execution_history"]
+    assert [tuple(entry[key] for key in keys) for entry in shown] == history
+
+
+def test_a_clean_jobs_history_is_kept_once_as_its_rows_and_shown_whole(tmp_path, make_runtime):
+    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    state = runtime.run(chain(), {"n": 1}, timeout=WAIT)
+    runtime.store.flush()
+    stored = runtime.store.load_job(state.job_id)
+    assert stored is not None and "execution_history" not in stored.final_state
+    shown = job_details(runtime.store, stored)
+    assert shown["execution_history"] == [r.to_dict() for r in state.execution_history]
+    assert shown["routine_states"] == state.to_dict()["routine_states"]
+    timestamps = ("created_at", "started_at", "finished_at")
+    assert [shown[key] for key in timestamps] == [getattr(state, key) for key in timestamps]
+
+
+def test_a_commit_lands_within_the_promised_delay_without_a_flush(tmp_path, make_runtime, gates):
+    # a's commit is grouped (the writer waits for others to join it) but must be readable
+    # from another connection within MAX_COMMIT_DELAY of a's logic returning; b holds the
+    # job open, so nothing else (no job end, no flush) pushes it out.
+    from routilux_kernel.core.job_store import MAX_COMMIT_DELAY
+
+    returned = []
+    gate = gates.new()
+    flow = chain()
+    first = flow.routines["a"]
+    plain_logic = first.logic
+
+    def timed_logic(data: Any, message: Any, job_state: Any) -> None:
+        plain_logic(data, message, job_state)
+        returned.append(time.monotonic())
+
+    first.set_logic(timed_logic)
+    flow.routines["b"].set_logic(lambda data, message, job_state: gate.wait(WAIT))
+    path = tmp_path / "runs.db"
+    runtime = make_runtime(store=f"sqlite:///{path}")
+    runtime.store.open_for_writing()
+    state = runtime.exec(flow, {"n": 1})
+    reader = sqlite3.connect(path)
+    try:
+        deadline = time.monotonic() + WAIT
+        while not reader.execute(
+            "SELECT count(*) FROM activations WHERE job_id = ? AND routine_id = 'a'",
+            (state.job_id,),
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        seen = time.monotonic()
+    finally:
+        reader.close()
+    assert seen - returned[0] < MAX_COMMIT_DELAY
+    gate.set()
+    assert state.wait(WAIT) and state.status == "completed"
 
 
 def test_the_id_a_routine_sees_is_the_stored_id(store_url, make_runtime):
@@ -235,19 +339,16 @@ def test_a_failed_write_fails_the_job_and_keeps_what_was_committed(tmp_path, mak
     connection = runtime.store._writer._connection
     connection.execute("VACUUM")
     connection.execute("PRAGMA max_page_count = 1")
-    gate, reached_c = gates.new(), gates.new()
-
-    def hold(data, message, job_state):
-        reached_c.set()  # a and b have finished: their commits are handed to the writer
-        gate.wait(WAIT)
-
-    flow = chain(payload="x" * 20000)
-    flow.routines["c"].set_logic(hold)
-    second = runtime.exec(flow, {"n": 1})
-    assert reached_c.wait(WAIT)
+    gate = gates.new()
+    flow = chain()
+    held = flow.routines["c"]
+    held.set_logic(lambda data, message, job_state: gate.wait(WAIT))
+    # The new job itself (its entry data needs new pages) cannot be written; it is handed
+    # to the store inside exec, so this flush is owed the failure.
+    second = runtime.exec(flow, {"n": 1, "big": "x" * 20000})
     with pytest.raises(JobStoreError, match=r"a write failed .*full.*what was committed"):
-        runtime.store.flush(WAIT)  # a's or b's commit could not be written
-    gate.set()
+        runtime.store.flush(WAIT)
+    gate.set()  # c ends after the failure is known: the job fails at the latest there
     assert second.wait(WAIT)
     assert second.status == "failed" and "a write failed" in str(second.error)
     reader = SqliteJobStore(f"sqlite:///{path}")

@@ -62,10 +62,18 @@ def _list(args: argparse.Namespace, store: JobStore) -> int:
     return EXIT_OK
 
 
+#: The keys of an execution-history entry (ExecutionRecord.to_dict), as activation rows hold them.
+_RECORD_KEYS = ("routine_id", "outcome", "started_at", "finished_at", "attempt")
+
+
 def job_details(store: JobStore, stored: StoredJob) -> dict[str, Any]:
     """``JobState.to_dict`` shape (from the final state, or replayed) plus what was stored."""
     if stored.final_state is not None:
         details = dict(stored.final_state)
+        # kept in the job's columns, not in its final state (see engine/checkpoints.py)
+        details.setdefault("created_at", stored.created_at)
+        details.setdefault("started_at", stored.started_at)
+        details.setdefault("finished_at", stored.finished_at)
     else:
         replayed = replay(stored, store.codec)
         unconsumed: dict[str, dict[str, list[Any]]] = {}
@@ -85,7 +93,12 @@ def job_details(store: JobStore, stored: StoredJob) -> dict[str, Any]:
             "shared_log": replayed.shared_log,
             "errors": replayed.errors,
             "unconsumed": unconsumed,
+            "skipped_routines": sorted(replayed.skipped_routines),
         }
+    if "execution_history" not in details:  # kept as the activation rows (see checkpoints)
+        details["execution_history"] = [
+            {key: row[key] for key in _RECORD_KEYS} for row in stored.activations
+        ]
     details["status"] = stored.status
     details["traceback"] = stored.traceback
     details["flow_source"] = stored.flow_source
@@ -146,15 +159,16 @@ def _resume(args: argparse.Namespace, store: JobStore) -> int:
         raise CommandInputError(f"job store {store.url!r} keeps no jobs; nothing to resume")
     pm = args.plugin_manager
 
+    # Jobs of one flow share one Flow: the runtime plans (and checks pickling for) each
+    # Flow object once, which is what makes resuming many jobs of a flow fast.
+    flows: dict[tuple[str | None, str | None], Flow] = {}
+
     def flow_for(stored: StoredJob) -> Flow:
-        # The flow file, read again the way run reads it (its folder on sys.path).
-        if stored.flow_source is not None:
-            return load_flow_file(stored.flow_source, plugin_manager=pm)
-        if stored.flow_snapshot is not None:
-            return flow_from_dict(json.loads(stored.flow_snapshot), plugin_manager=pm)
-        raise CommandInputError(
-            f"job {stored.job_id}: flow {stored.flow_id!r} has no stored definition"
-        )
+        key = (stored.flow_source, stored.flow_snapshot)
+        flow = flows.get(key)
+        if flow is None:
+            flow = flows[key] = _stored_flow(stored, pm)
+        return flow
 
     ids = None if args.interrupted else [args.job_id]
     with Runtime(store=store, plugin_manager=pm) as runtime:
@@ -173,3 +187,14 @@ def _resume(args: argparse.Namespace, store: JobStore) -> int:
         print(f"resumed {len(states)} job{'s' if len(states) != 1 else ''}", file=sys.stderr)
     failed = [s for s in states if s.status != ExecutionStatus.COMPLETED]
     return EXIT_JOB_FAILED if failed else EXIT_OK
+
+
+def _stored_flow(stored: StoredJob, pm: Any) -> Flow:
+    # The flow file, read again the way run reads it (its folder on sys.path).
+    if stored.flow_source is not None:
+        return load_flow_file(stored.flow_source, plugin_manager=pm)
+    if stored.flow_snapshot is not None:
+        return flow_from_dict(json.loads(stored.flow_snapshot), plugin_manager=pm)
+    raise CommandInputError(
+        f"job {stored.job_id}: flow {stored.flow_id!r} has no stored definition"
+    )

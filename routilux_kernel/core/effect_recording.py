@@ -18,7 +18,7 @@ class EffectRecorder(Protocol):
     job_state: Any
 
     def record(self, kind: str, *args: Any) -> None:
-        """Record one write: ``state``, ``set``, ``delete``, ``clear`` or ``append``."""
+        """Record one write: ``state``, ``set``, ``delete``, ``clear``, ``append`` or ``skip``."""
 
 
 #: The recorder of the activation whose effects are being made in this context, if any.

@@ -334,11 +334,12 @@ class JobState:
                 return record.outcome
         return None
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly snapshot (errors as text)."""
+    def to_dict(self, execution_history: bool = True) -> dict[str, Any]:
+        """A JSON-friendly snapshot (errors as text); ``execution_history=False`` leaves
+        that key out (a job store that keeps it as rows)."""
         with self._lock:
             states = {key: dict(value) for key, value in self._routine_states.items()}
-        return {
+        snapshot = {
             "job_id": self.job_id,
             "flow_id": self.flow_id,
             "status": str(self.status),
@@ -365,8 +366,10 @@ class JobState:
                 {"time": t, "routine_id": rid, "kind": kind, "detail": detail}
                 for t, rid, kind, detail in list(self.history)
             ],
-            "execution_history": [record.to_dict() for record in self.execution_history],
         }
+        if execution_history:
+            snapshot["execution_history"] = [record.to_dict() for record in self.execution_history]
+        return snapshot
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobState:

@@ -93,7 +93,8 @@ class ActivationCommit:
     ``effects`` is JSON text of a list of operations in the order they were made:
     ``["item", n, routine_id, slot, data]`` (routed into a slot), ``["state", routine_id,
     updates]``, ``["set", key, value]``, ``["delete", key]``, ``["clear"]``,
-    ``["append", value]``; values are encoded by the store's codec.
+    ``["append", value]``, ``["skip", routine_id]`` (SKIP took the routine out of the job);
+    values are encoded by the store's codec.
     """
 
     job_id: str
@@ -101,7 +102,7 @@ class ActivationCommit:
     routine_id: str
     started_at: float
     finished_at: float
-    outcome: str  # "completed" or "failed"
+    outcome: str  # as in the job's execution history: "completed", "failed" or "skipped"
     attempt: int
     consumed: list[int]
     effects: str
@@ -111,7 +112,9 @@ class ActivationCommit:
 
 @dataclass
 class JobUpdate:
-    """A job's status changed; ``final_state`` is ``JobState.to_dict`` as JSON once it ended."""
+    """A job's status changed; ``final_state`` is ``JobState.to_dict`` as JSON once it ended,
+    less its timestamps (the fields here) and, when the job had no error, its
+    ``execution_history`` (its activation rows are it)."""
 
     job_id: str
     status: str

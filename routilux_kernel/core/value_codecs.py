@@ -7,11 +7,11 @@ error at the emit or state update that introduced it, naming the routine, key an
 from __future__ import annotations
 
 import base64
-import json
 import pickle
 from typing import Any
 
 from routilux_kernel.core.errors import RoutiluxError
+from routilux_kernel.core.json_text import strict_json
 
 
 class StoreSerializationError(RoutiluxError, TypeError):
@@ -26,7 +26,12 @@ class ValueCodec:
     def encode(self, value: Any, where: str) -> str:
         """JSON text of ``value``; ``where`` names what wrote it (routine, emit or key)."""
         try:
-            return json.dumps(value, allow_nan=False, separators=(",", ":"))
+            return strict_json(value)
+        except RecursionError:
+            raise StoreSerializationError(
+                f"{where}: a {type(value).__name__} that contains itself (or is nested too "
+                "deeply) cannot be kept as JSON by the job store"
+            ) from None
         except (TypeError, ValueError) as exc:
             path, culprit = _first_unserializable(value, "")
             raise StoreSerializationError(

@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from routilux_kernel.core.context import current_activation
+from routilux_kernel.core.effect_recording import current_recorder
 from routilux_kernel.core.lazy_logger import loguru_context
 from routilux_kernel.engine.activation import Activation
 from routilux_kernel.engine.job_base import JobBase
@@ -47,6 +48,10 @@ class AsyncActivations(JobBase):
         error: BaseException | None = None
         # The task runs in its own copy of the context: these never leak to other tasks.
         current_activation.set(activation.run)
+        checkpoint = activation.checkpoint
+        if checkpoint is not None:  # its state writes and emits go into its checkpoint
+            checkpoint.ran = True
+            current_recorder.set(checkpoint)
         _bind_log_context(state.job_id, routine_id)
         try:
             if awaitable is None:  # declared async: the hooks and the call happen here

@@ -23,6 +23,7 @@ from routilux_kernel.core.effect_recording import (
     RecordingSharedLog,
     current_recorder,
 )
+from routilux_kernel.core.execution_record import FAILED, ExecutionRecord
 from routilux_kernel.core.job_store import (
     ActivationCommit,
     JobStore,
@@ -30,6 +31,7 @@ from routilux_kernel.core.job_store import (
     NewJob,
     ProcessIdentity,
 )
+from routilux_kernel.core.json_text import lenient_json, strict_json
 
 if TYPE_CHECKING:
     from routilux_kernel.core.flow import Flow
@@ -92,15 +94,17 @@ class ActivationRecorder:
         if kind == "state":
             routine_id, updates = args
             text = encode(updates, f"{where}: update_routine_state({routine_id!r}, ...)")
-            self.ops.append(f'["state",{json.dumps(routine_id)},{text}]')
+            self.ops.append(f'["state",{strict_json(routine_id)},{text}]')
         elif kind == "set":
             key, value = args
             text = encode(value, f"{where}: shared_data[{key!r}]")
-            self.ops.append(f'["set",{json.dumps(key)},{text}]')
+            self.ops.append(f'["set",{strict_json(key)},{text}]')
         elif kind == "delete":
-            self.ops.append(f'["delete",{json.dumps(args[0])}]')
+            self.ops.append(f'["delete",{strict_json(args[0])}]')
         elif kind == "clear":
             self.ops.append('["clear"]')
+        elif kind == "skip":
+            self.ops.append(f'["skip",{strict_json(args[0])}]')
         elif kind == "append":
             self.ops.append(f'["append",{encode(args[0], f"{where}: shared_log.append")}]')
 
@@ -125,6 +129,7 @@ class JobCheckpoints:
         #: Numbers for the items ``JobRun.start`` delivers again (a recovered job's queues).
         self._renumber = numbered or {}
         self._producers: dict[int, ActivationRecorder] = {}  # until the producer is handed over
+        self._rows_of_records = 0  # activation rows made from an execution record
         self._lock = threading.Lock()
         job_state.shared_data = RecordingSharedData(job_state, job_state.shared_data)
         job_state.shared_log = RecordingSharedLog(job_state, job_state.shared_log)
@@ -192,7 +197,7 @@ class JobCheckpoints:
         recorder = current_recorder.get()
         if isinstance(recorder, ActivationRecorder) and recorder.checkpoints is self:
             recorder.ops.append(
-                f'["item",{number},{json.dumps(routine_id)},{json.dumps(slot)},{text}]'
+                f'["item",{number},{strict_json(routine_id)},{strict_json(slot)},{text}]'
             )
             recorder.produced.append(number)
             with self._lock:
@@ -210,17 +215,31 @@ class JobCheckpoints:
         return recorder
 
     def activation_finished(
-        self, recorder: ActivationRecorder, attempt: int, error: BaseException | None
+        self,
+        recorder: ActivationRecorder,
+        record: ExecutionRecord | None,
+        attempt: int,
+        error: BaseException | None,
     ) -> BaseException | None:
-        """Hand the commit over once its inputs' producers are; returns a store failure."""
+        """Hand the commit over once its inputs' producers are; returns a store failure.
+
+        ``record`` is the job's execution-history entry of the activation, which its row
+        repeats; None for an activation that failed before it ran (an executor refused it).
+        """
+        if record is not None:
+            self._rows_of_records += 1
+        else:
+            record = ExecutionRecord(
+                recorder.routine_id, FAILED, recorder.started_at, time.time(), attempt
+            )
         recorder.commit = ActivationCommit(
             job_id=self.job_state.job_id,
             number=recorder.number,
-            routine_id=recorder.routine_id,
-            started_at=recorder.started_at,
-            finished_at=time.time(),
-            outcome="completed" if error is None else "failed",
-            attempt=attempt,
+            routine_id=record.routine_id,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            outcome=record.outcome,
+            attempt=record.attempt,
             consumed=recorder.consumed,
             effects="[" + ",".join(recorder.ops) + "]",
             error=None if error is None else f"{type(error).__name__}: {error}",
@@ -254,6 +273,22 @@ class JobCheckpoints:
                     ready.append(child)
             recorder.waiting = []
 
+    def _final_state(self) -> dict[str, Any]:
+        """``JobState.to_dict`` less what the job's row and activation rows hold already:
+        its timestamps (columns; floats cost the most to write as text) and, usually, its
+        execution history."""
+        final = self.job_state.to_dict(self._history_is_not_rows())
+        for key in _JOB_COLUMNS:
+            del final[key]
+        return final
+
+    def _history_is_not_rows(self) -> bool:
+        """False when the job's execution history is exactly its activation rows (made from
+        the same records, see activation_finished): then it is not kept twice. A retry or
+        an error leaves history events; a record a routine added itself makes one more."""
+        state = self.job_state
+        return bool(state.history) or len(state.execution_history) != self._rows_of_records
+
     def job_finished(self) -> None:
         """Store the job's outcome after every commit of it that can still be handed over."""
         state = self.job_state
@@ -279,11 +314,15 @@ class JobCheckpoints:
                     finished_at=state.finished_at,
                     error=None if error is None else f"{type(error).__name__}: {state.error}",
                     traceback=None if error is None else _traceback_text(error),
-                    final_state=json.dumps(state.to_dict(), default=repr),
+                    final_state=lenient_json(self._final_state()),
                 )
             )
         except Exception:  # a failed store already failed this job; nothing more to keep
             pass
+
+
+#: Keys of ``JobState.to_dict`` that the job's row keeps in columns of its own.
+_JOB_COLUMNS = ("created_at", "started_at", "finished_at")
 
 
 def _traceback_text(error: BaseException) -> str:

@@ -19,7 +19,7 @@ from routilux_kernel.core.errors import (
     JobTimeoutError,
     RoutiluxError,
 )
-from routilux_kernel.core.execution_record import COMPLETED, FAILED, RETRIED
+from routilux_kernel.core.execution_record import COMPLETED, FAILED, RETRIED, ExecutionRecord
 from routilux_kernel.core.job_state import ExecutionStatus
 from routilux_kernel.core.lazy_logger import logger, loguru_context
 from routilux_kernel.engine.activation import Activation
@@ -145,11 +145,10 @@ class DispatchAndCompletion(JobBase):
                 failure.__cause__ = exc
                 with self.lock:
                     self._close_locked(ExecutionStatus.FAILED, failure, activation.routine_id)
-        if activation.started_at is not None:
-            self._record_execution(activation, outcome)
+        record = self._record_execution(activation, outcome)
         checkpoint = activation.checkpoint
         if checkpoint is not None and (checkpoint.ran or error is not None):
-            self._commit_checkpoint(activation, checkpoint, error)
+            self._commit_checkpoint(activation, checkpoint, error, record)
         run = activation.run
         next_activation = None
         release_claim = False
@@ -170,21 +169,29 @@ class DispatchAndCompletion(JobBase):
         if self._needs_finalize:
             self._finalize()
 
-    def _record_execution(self, activation: Activation, outcome: str) -> None:
-        """One execution-history entry for an attempt that ran (never for one that did not)."""
+    def _record_execution(self, activation: Activation, outcome: str) -> ExecutionRecord | None:
+        """One execution-history entry for an attempt that ran (never for one that did not);
+        a durable store's activation row is made from the same record."""
         started_at = activation.started_at
         activation.started_at = None  # a retry that never runs must not record this attempt
-        if started_at is not None:
-            attempt = activation.attempt if outcome != RETRIED else activation.attempt - 1
-            self.job_state.record_execution(
-                activation.run.routine_id, outcome, None, started_at, time.time(), attempt
-            )
+        if started_at is None:
+            return None
+        attempt = activation.attempt if outcome != RETRIED else activation.attempt - 1
+        return self.job_state.record_execution(
+            activation.run.routine_id, outcome, None, started_at, time.time(), attempt
+        )
 
     def _commit_checkpoint(
-        self, activation: Activation, checkpoint: ActivationRecorder, error: BaseException | None
+        self,
+        activation: Activation,
+        checkpoint: ActivationRecorder,
+        error: BaseException | None,
+        record: ExecutionRecord | None,
     ) -> None:
         assert self._checkpoints is not None
-        failure = self._checkpoints.activation_finished(checkpoint, activation.attempt, error)
+        failure = self._checkpoints.activation_finished(
+            checkpoint, record, activation.attempt, error
+        )
         if failure is not None:  # nothing more of this job can be kept: stop it here
             with self.lock:
                 self._close_locked(ExecutionStatus.FAILED, failure, activation.routine_id)

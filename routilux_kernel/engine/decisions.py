@@ -113,6 +113,8 @@ class PolicyDecisions(JobBase):
                 # self.closed: the policy of an earlier target failed and ended the job
                 if run.skipped or self.closed:
                     state.unconsumed.setdefault(target_id, {}).setdefault(slot, []).append(data)
+                    if checkpoints is not None and not self.closed:  # recovery keeps it too
+                        checkpoints.routed(target_id, slot, text)
                     continue
                 run._append(slot, data)
                 if checkpoints is not None:

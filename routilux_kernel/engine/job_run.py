@@ -49,6 +49,9 @@ class JobRun(PolicyDecisions, DispatchAndCompletion, ErrorsAndRetries, AsyncActi
             state.started_at = time.time()
             # Data is in the job's slots before any hook runs, so a close drains it.
             resumed, state.unconsumed = state.unconsumed, {}
+            for routine_id in state.skipped_routines:  # a recovered job keeps its skips
+                if routine_id in self.plan.specs:
+                    self._run_of(routine_id).skipped = True
             checkpoints = self._checkpoints
             for routine_id, slots in resumed.items():
                 run = self._run_of(routine_id)

@@ -36,6 +36,7 @@ class ReplayedJob:
     shared_data: dict[str, Any] = field(default_factory=dict)
     shared_log: list[Any] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    skipped_routines: set[str] = field(default_factory=set)
     pending: list[tuple[int, str, str, Any]] = field(default_factory=list)
     next_item: int = 1
     next_activation: int = 1
@@ -76,6 +77,8 @@ def replay(stored: StoredJob, codec: ValueCodec) -> ReplayedJob:
                 result.shared_data.clear()
             elif kind == "append":
                 result.shared_log.append(decode(op[1]))
+            elif kind == "skip":
+                result.skipped_routines.add(op[1])
             else:
                 raise RoutiluxError(
                     f"job {stored.job_id}: activation {activation['number']} holds an unknown "
@@ -96,6 +99,7 @@ def rebuild_job(store: JobStore, stored: StoredJob) -> JobCheckpoints:
     state.shared_data = replayed.shared_data
     state.shared_log = replayed.shared_log
     state.errors = replayed.errors
+    state.skipped_routines = replayed.skipped_routines
     numbered: dict[tuple[str, str], deque[int]] = {}
     for number, routine_id, slot, value in replayed.pending:
         state.unconsumed.setdefault(routine_id, {}).setdefault(slot, []).append(value)

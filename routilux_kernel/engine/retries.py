@@ -76,6 +76,8 @@ class ErrorsAndRetries(JobBase):
                 outcome = SKIPPED
                 activation.run.skipped = True
                 state.skipped_routines.add(routine_id)
+                if activation.checkpoint is not None:  # committed with this failure
+                    activation.checkpoint.record("skip", routine_id)
                 left = activation.run._drain()
                 if left:
                     state.unconsumed.setdefault(routine_id, {}).update(left)

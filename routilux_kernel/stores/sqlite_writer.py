@@ -1,8 +1,11 @@
 """Grouped writes to a SQLite job store: one thread commits whatever queued up, in one go.
 
 Writes are taken in the order they were handed over and committed together, so a commit
-never lands before one it depends on. The thread commits as soon as there is work; writes
-handed over while a transaction runs go into the next one, which is what groups them.
+never lands before one it depends on. Once a write arrives, the thread lets others join it
+for ``GATHER_SECONDS`` (unless ``BATCH_LIMIT`` writes are waiting, or someone flushes), then
+commits them all in one transaction; writes handed over meanwhile go into the next one.
+Waking the thread for each write instead would cost more than the writes themselves: every
+wake-up takes the GIL from the engine's threads.
 A failed transaction (disk full, I/O error) is rolled back: what was committed before stays,
 and the store takes no more writes, so the engine fails the jobs that depend on it.
 """
@@ -10,10 +13,10 @@ and the store takes no more writes, so the engine fails the jobs that depend on 
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from routilux_kernel.core.job_store import (
@@ -23,12 +26,21 @@ from routilux_kernel.core.job_store import (
     NewJob,
     ProcessIdentity,
 )
+from routilux_kernel.core.json_text import strict_json
 from routilux_kernel.core.lazy_logger import logger
 
 #: Seconds an owner's claim on its running jobs lasts without renewal (other hosts wait it out).
 LEASE_SECONDS = 30.0
+#: Seconds a write waits for others to share its transaction (well inside MAX_COMMIT_DELAY).
+GATHER_SECONDS = 0.02
+#: This many waiting writes are committed at once, without waiting out the gathering time.
+BATCH_LIMIT = 5000
 
 Write = NewJob | ActivationCommit | JobUpdate
+
+
+class _FlushMark(threading.Event):
+    """Queued by ``flush``: set once every write queued before it is committed."""
 
 
 class GroupedWriter:
@@ -38,13 +50,15 @@ class GroupedWriter:
         self.url = url
         self.owner = owner
         self._connection = connection
-        self._pending: list[Write] = []
+        # Engine threads append without a lock (deque appends are atomic); only this
+        # thread takes from the front.
+        self._pending: deque[Write | _FlushMark] = deque()
         self._flows: dict[str, str | None] = {}
         self._flow_keys: dict[str, str] = {}  # snapshot text -> its key in the flows table
-        self._changed = threading.Condition()
-        self._handed = 0  # writes handed over
-        self._done = 0  # writes committed (or dropped after a failure)
+        self._changed = threading.Condition(threading.Lock())
         self._closing = False
+        self._flushing = 0  # callers of flush() waiting: commit without gathering
+        self._idle = True  # the thread waits for a first write (hand_over must wake it)
         self.failure: JobStoreError | None = None
         self._next_lease = 0.0
         self._thread = threading.Thread(
@@ -53,30 +67,47 @@ class GroupedWriter:
         self._thread.start()
 
     def hand_over(self, write: Write) -> None:
-        with self._changed:
-            if self.failure is not None:
-                raise self.failure
-            if self._closing:
-                raise JobStoreError(f"job store {self.url!r} is closed")
-            if isinstance(write, NewJob) and write.flow_snapshot is not None:
-                key = self._flow_keys.get(write.flow_snapshot)
-                if key is None:
-                    digest = hashlib.sha256(write.flow_snapshot.encode()).hexdigest()[:24]
-                    key = self._flow_keys[write.flow_snapshot] = digest
-                    self._flows[key] = write.flow_snapshot
-            self._pending.append(write)
-            self._handed += 1
-            self._changed.notify_all()
+        if self.failure is not None:
+            raise self.failure
+        if self._closing:
+            raise JobStoreError(f"job store {self.url!r} is closed")
+        if isinstance(write, NewJob) and write.flow_snapshot not in self._flow_keys:
+            self._add_flow(write.flow_snapshot)
+        pending = self._pending
+        pending.append(write)
+        # The thread, if idle, set _idle under the lock before it looked at the queue: it
+        # either saw this write already or is woken here.
+        if self._idle or len(pending) == BATCH_LIMIT:
+            with self._changed:
+                self._idle = False
+                self._changed.notify_all()
+
+    def _add_flow(self, snapshot: str | None) -> None:
+        if snapshot is None:
+            return
+        with self._changed:  # before the job is queued, so the flow lands with it or before
+            if snapshot not in self._flow_keys:
+                key = hashlib.sha256(snapshot.encode()).hexdigest()[:24]
+                self._flow_keys[snapshot] = key
+                self._flows[key] = snapshot
 
     def flush(self, timeout: float | None = None) -> None:
+        mark = _FlushMark()
+        self._pending.append(mark)  # done once the writes handed over before it are
         with self._changed:
-            target = self._handed
-            if not self._changed.wait_for(lambda: self._done >= target, timeout):
+            self._flushing += 1
+            self._idle = False
+            self._changed.notify_all()
+        try:
+            if not mark.wait(timeout):
                 raise JobStoreError(
                     f"job store {self.url!r}: writes still pending after {timeout}s"
                 )
-            if self.failure is not None:
-                raise self.failure
+        finally:
+            with self._changed:
+                self._flushing -= 1
+        if self.failure is not None:
+            raise self.failure
 
     def close(self) -> None:
         with self._changed:
@@ -86,19 +117,43 @@ class GroupedWriter:
         self._connection.close()
 
     def _loop(self) -> None:
+        pending = self._pending
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._pending or self._closing, self._lease_wait())
-                batch, self._pending = self._pending, []
+                self._idle = not pending
+                self._changed.wait_for(self._has_work, self._lease_wait())
+                if pending and not self._in_a_hurry():
+                    self._idle = False
+                    self._changed.wait_for(self._in_a_hurry, GATHER_SECONDS)
+                self._idle = False
+                # Counted before the flows are taken: a job counted here had its flow
+                # added (under this lock) before it was queued, so the flow is taken too.
+                count = len(pending)
                 flows, self._flows = self._flows, {}
                 closing = self._closing
-            if batch or time.time() >= self._next_lease:
-                self._commit(batch, flows)
-            with self._changed:
-                self._done += len(batch)
-                self._changed.notify_all()
-                if closing and not self._pending:
-                    return
+            batch = [pending.popleft() for _ in range(count)]
+            marks = [w for w in batch if type(w) is _FlushMark]
+            writes = [w for w in batch if type(w) is not _FlushMark] if marks else batch
+            if writes or flows or time.time() >= self._next_lease:
+                try:
+                    self._commit(writes, flows)  # type: ignore[arg-type]
+                except Exception as exc:  # a bug, not a store fault: still nobody may hang
+                    logger.opt(exception=True).error("job store writer failed")
+                    with self._changed:
+                        self.failure = JobStoreError(
+                            f"job store {self.url!r}: the writer failed: {type(exc).__name__}: "
+                            f"{exc}"
+                        )
+            for mark in marks:
+                mark.set()
+            if closing and not pending:
+                return
+
+    def _has_work(self) -> bool:
+        return bool(self._pending) or self._closing
+
+    def _in_a_hurry(self) -> bool:
+        return self._closing or self._flushing > 0 or len(self._pending) >= BATCH_LIMIT
 
     def _lease_wait(self) -> float:
         return max(0.0, self._next_lease - time.time())
@@ -107,9 +162,24 @@ class GroupedWriter:
         if self.failure is not None:
             return  # dropped: the engine was told and fails the jobs concerned
         now = time.time()
-        jobs = [w for w in batch if isinstance(w, NewJob)]
-        commits = [w for w in batch if isinstance(w, ActivationCommit)]
-        updates = [w for w in batch if isinstance(w, JobUpdate)]
+        lease_until = now + LEASE_SECONDS
+        # A job created and finished within one batch (most short jobs) is inserted with its
+        # outcome: one row write instead of an insert and an update.
+        new_jobs: dict[str, list[Any]] = {}
+        activation_rows: list[tuple[Any, ...]] = []
+        update_rows: list[tuple[Any, ...]] = []
+        for write in batch:
+            if isinstance(write, ActivationCommit):
+                activation_rows.append(_activation_row(write))
+            elif isinstance(write, NewJob):
+                new_jobs[write.job_id] = _job_row(write, self._flow_keys, lease_until)
+            else:
+                outcome = _outcome(write)
+                row = new_jobs.get(write.job_id)
+                if row is None:
+                    update_rows.append((*outcome, write.job_id))
+                else:
+                    row[_OUTCOME_COLUMNS] = outcome
         owner = self.owner
         connection = self._connection
         try:
@@ -119,39 +189,22 @@ class GroupedWriter:
                     "INSERT OR IGNORE INTO flows (flow_key, snapshot) VALUES (?, ?)",
                     flows.items(),
                 )
-            if jobs:
-                connection.executemany(
-                    "DELETE FROM activations WHERE job_id = ?", [(j.job_id,) for j in jobs]
+            if new_jobs:
+                _in_chunks(
+                    connection,
+                    "DELETE FROM activations WHERE job_id IN ",
+                    1,
+                    [(key,) for key in new_jobs],
+                    tuple_list=True,
                 )
-                connection.executemany(
-                    "INSERT OR REPLACE INTO jobs (job_id, flow_id, flow_key, flow_source, "
-                    "status, created_at, owner_pid, owner_host, owner_started, lease_until, "
-                    "entry_items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [_job_row(j, self._flow_keys, now + LEASE_SECONDS) for j in jobs],
-                )
-            if commits:
-                connection.executemany(
-                    "INSERT OR REPLACE INTO activations (job_id, number, routine_id, started_at, "
-                    "finished_at, outcome, attempt, error, traceback, consumed, effects) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [_activation_row(c) for c in commits],
-                )
-            if updates:
+                _in_chunks(connection, _INSERT_JOBS, 16, list(new_jobs.values()))
+            if activation_rows:
+                _in_chunks(connection, _INSERT_ACTIVATIONS, 11, activation_rows)
+            if update_rows:
                 connection.executemany(
                     "UPDATE jobs SET status = ?, started_at = ?, finished_at = ?, error = ?, "
                     "traceback = ?, final_state = ? WHERE job_id = ?",
-                    [
-                        (
-                            u.status,
-                            u.started_at,
-                            u.finished_at,
-                            u.error,
-                            u.traceback,
-                            u.final_state,
-                            u.job_id,
-                        )
-                        for u in updates
-                    ],
+                    update_rows,
                 )
             if now >= self._next_lease:
                 connection.execute(
@@ -176,27 +229,85 @@ class GroupedWriter:
                 self.failure = failure
 
 
-def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> tuple[Any, ...]:
+_INSERT_JOBS = (
+    "INSERT OR REPLACE INTO jobs (job_id, flow_id, flow_key, flow_source, created_at, "
+    "owner_pid, owner_host, owner_started, lease_until, entry_items, status, started_at, "
+    "finished_at, error, traceback, final_state) VALUES "
+)
+_INSERT_ACTIVATIONS = (
+    "INSERT OR REPLACE INTO activations (job_id, number, routine_id, started_at, "
+    "finished_at, outcome, attempt, error, traceback, consumed, effects) VALUES "
+)
+#: Rows per statement at most; smaller chunks are powers of two, so few statements are
+#: prepared (and cached) per table.
+_CHUNK = 256
+
+
+def _in_chunks(
+    connection: sqlite3.Connection,
+    head: str,
+    width: int,
+    rows: list[Any],
+    tuple_list: bool = False,
+) -> None:
+    """Run ``head`` + many rows per statement. sqlite3 lets go of the GIL around each
+    statement step: with ``executemany`` that is once per row, and every time the engine's
+    threads fight to take it back; here it is once per chunk of rows."""
+    one = "(" + ",".join("?" * width) + ")"
+    start = 0
+    while start < len(rows):
+        size = _CHUNK
+        while size > len(rows) - start:
+            size //= 2
+        chunk = rows[start : start + size]
+        start += size
+        values = ",".join([one] * size)
+        if tuple_list:  # "x IN (?,?,...)": one list of values
+            values = "(" + ",".join("?" * size) + ")"
+        connection.execute(head + values, [value for row in chunk for value in row])
+
+
+#: Where a job row (``_job_row``) holds its outcome: status, started_at, ... final_state.
+_OUTCOME_COLUMNS = slice(10, 16)
+
+
+def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> list[Any]:
     items = (
         "["
         + ",".join(
-            f"[{n},{json.dumps(rid)},{json.dumps(slot)},{data}]"
+            f"[{n},{strict_json(rid)},{strict_json(slot)},{data}]"
             for n, rid, slot, data in job.entry_items
         )
         + "]"
     )
-    return (
+    return [
         job.job_id,
         job.flow_id,
         None if job.flow_snapshot is None else flow_keys.get(job.flow_snapshot),
         job.flow_source,
-        job.status,
         job.created_at,
         job.owner.pid,
         job.owner.host,
         job.owner.started,
         lease_until,
         items,
+        job.status,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
+
+
+def _outcome(update: JobUpdate) -> tuple[Any, ...]:
+    return (
+        update.status,
+        update.started_at,
+        update.finished_at,
+        update.error,
+        update.traceback,
+        update.final_state,
     )
 
 
@@ -211,6 +322,6 @@ def _activation_row(commit: ActivationCommit) -> tuple[Any, ...]:
         commit.attempt,
         commit.error,
         commit.traceback,
-        json.dumps(commit.consumed),
+        strict_json(commit.consumed),
         commit.effects,
     )

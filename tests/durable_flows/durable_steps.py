@@ -38,3 +38,41 @@ class CountingStep(Routine):
             job_state.update_routine_state(routine_id, {"count": count + 1})
             job_state.shared_log.append(routine_id)
             self.emit("out", n=int(item.get("n", 0)) + 1)
+
+
+class AsyncCountingStep(Routine):
+    """``async def`` logic (it runs on the runtime's event loop): counts, logs, forwards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_slot("trigger")
+        self.add_event("out", ["n"])
+
+    async def logic(
+        self, slot_data: dict[str, list[dict[str, Any]]], message: Any, job_state: Any
+    ) -> None:
+        import asyncio
+
+        routine_id = job_state.current_routine_id
+        for item in slot_data["trigger"]:
+            await asyncio.sleep(0)  # the writes below happen after a real suspension
+            count = job_state.get_routine_state(routine_id, {}).get("count", 0)
+            job_state.update_routine_state(routine_id, {"count": count + 1})
+            job_state.shared_log.append(routine_id)
+            job_state.shared_data[routine_id] = item.get("n", 0)
+            self.emit("out", n=int(item.get("n", 0)) + 1)
+
+
+class AlwaysFailing(Routine):
+    """Counts its activations in ``shared_data["<id> runs"]``, then raises."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_slot("trigger")
+
+    def logic(
+        self, slot_data: dict[str, list[dict[str, Any]]], message: Any, job_state: Any
+    ) -> None:
+        key = f"{job_state.current_routine_id} runs"
+        job_state.shared_data[key] = job_state.shared_data.get(key, 0) + 1
+        raise ValueError("this routine always fails")
