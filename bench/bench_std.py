@@ -125,7 +125,7 @@ def _pipeline_rows(lines: int, quick: bool) -> list[dict[str, Any]]:
             with Runtime(thread_pool_size=2, executor=executor, executor_options=options) as rt:
                 rt.run(_flow(source, ours_target, concurrency), {}, timeout=600)  # warm-up
 
-                def ours(rt: Runtime = rt) -> float:
+                def ours(rt: Runtime = rt, concurrency: int = concurrency) -> float:
                     job = rt.exec(_flow(source, ours_target, concurrency), {})
                     assert job.wait(600)
                     if job.status != ExecutionStatus.COMPLETED:
