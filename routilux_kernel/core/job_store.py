@@ -72,7 +72,7 @@ def process_is_alive(identity: ProcessIdentity) -> bool:
     return True
 
 
-@dataclass
+@dataclass(slots=True)  # one per job or activation: no __dict__ each
 class NewJob:
     """A job as it is created: stored before any of its activations."""
 
@@ -86,7 +86,7 @@ class NewJob:
     status: str = "running"
 
 
-@dataclass
+@dataclass(slots=True)
 class ActivationCommit:
     """One finished activation: its history row and its checkpoint, committed together.
 
@@ -110,7 +110,7 @@ class ActivationCommit:
     traceback: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class JobUpdate:
     """A job's status changed; ``final_state`` is ``JobState.to_dict`` as JSON once it ended,
     less its timestamps (the fields here) and, when the job had no error, its

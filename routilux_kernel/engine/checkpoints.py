@@ -80,11 +80,13 @@ class ActivationRecorder:
         self.routine_id = routine_id
         self.consumed: list[int] = []
         self.ops: list[str] = []
-        self.produced: list[int] = []
+        # Most activations route nothing and wait for no parent: these stay the shared
+        # empty tuple until a first append (a job on a durable store allocates per activation).
+        self.produced: list[int] | tuple[()] = ()
         self.started_at = time.time()
         self.commit: ActivationCommit | None = None
         self.parents = 0
-        self.waiting: list[ActivationRecorder] = []
+        self.waiting: list[ActivationRecorder] | tuple[()] = ()
         self.handed = False
         self.ran = False  # its logic ran (else the job ended first and kept its data)
 
@@ -111,6 +113,19 @@ class ActivationRecorder:
 
 class JobCheckpoints:
     """The checkpoint bookkeeping of one job run (item numbers, recorders, commit order)."""
+
+    __slots__ = (
+        "store",
+        "job_state",
+        "_next_item",
+        "_next_activation",
+        "_queued",
+        "_renumber",
+        "_producers",
+        "_rows_of_records",
+        "_lock",
+        "_starts_empty",
+    )
 
     def __init__(
         self,
@@ -173,16 +188,23 @@ class JobCheckpoints:
     def _number(self, routine_id: str, slot: str) -> int:
         number = self._next_item
         self._next_item += 1
-        self._renumber.setdefault((routine_id, slot), deque()).append(number)
+        queue = self._renumber.get((routine_id, slot))
+        if queue is None:
+            queue = self._renumber[(routine_id, slot)] = deque()
+        queue.append(number)
         return number
 
     # -- while the job runs (callers hold the job's lock where noted) ------------------------
 
     def delivered(self, routine_id: str, slot: str) -> None:
         """``start`` put an already numbered item in a queue (job lock held)."""
-        self._queued.setdefault((routine_id, slot), deque()).append(
-            self._renumber[(routine_id, slot)].popleft()
-        )
+        self._queue_of(routine_id, slot).append(self._renumber[(routine_id, slot)].popleft())
+
+    def _queue_of(self, routine_id: str, slot: str) -> deque[int]:
+        queue = self._queued.get((routine_id, slot))
+        if queue is None:  # not setdefault: that would build a deque per call
+            queue = self._queued[(routine_id, slot)] = deque()
+        return queue
 
     def encode_emit(self, routine_id: str, event: str, data: dict[str, Any]) -> str:
         """Encode an emit before anything of it is delivered: a bad value refuses it whole."""
@@ -193,13 +215,16 @@ class JobCheckpoints:
         """An emit put an item in a queue (job lock held); the emitting activation owns it."""
         number = self._next_item
         self._next_item += 1
-        self._queued.setdefault((routine_id, slot), deque()).append(number)
+        self._queue_of(routine_id, slot).append(number)
         recorder = current_recorder.get()
         if isinstance(recorder, ActivationRecorder) and recorder.checkpoints is self:
             recorder.ops.append(
                 f'["item",{number},{strict_json(routine_id)},{strict_json(slot)},{text}]'
             )
-            recorder.produced.append(number)
+            if recorder.produced:
+                recorder.produced.append(number)
+            else:
+                recorder.produced = [number]
             with self._lock:
                 self._producers[number] = recorder
 
@@ -249,7 +274,10 @@ class JobCheckpoints:
             for number in recorder.consumed:
                 parent = self._producers.get(number)
                 if parent is not None and not parent.handed:
-                    parent.waiting.append(recorder)
+                    if parent.waiting:
+                        parent.waiting.append(recorder)
+                    else:
+                        parent.waiting = [recorder]
                     recorder.parents += 1
             if recorder.parents == 0:
                 self._hand_over_locked(recorder)
@@ -271,7 +299,7 @@ class JobCheckpoints:
                 child.parents -= 1
                 if child.parents == 0:
                     ready.append(child)
-            recorder.waiting = []
+            recorder.waiting = ()
 
     def _final_state(self) -> dict[str, Any]:
         """``JobState.to_dict`` less what the job's row and activation rows hold already:
@@ -295,15 +323,16 @@ class JobCheckpoints:
         with self._lock:
             # Left waiting only on logic that outlived its (now terminal) job: order no longer
             # matters, recovery never runs a finished job.
-            orphans = {
-                child
-                for parent in self._producers.values()
-                for child in parent.waiting
-                if child.commit is not None
-            }
-            for child in orphans:
-                child.parents = 0
-                self._hand_over_locked(child)
+            if self._producers:
+                orphans = {
+                    child
+                    for parent in self._producers.values()
+                    for child in parent.waiting
+                    if child.commit is not None
+                }
+                for child in orphans:
+                    child.parents = 0
+                    self._hand_over_locked(child)
         error = state.exception
         try:
             self.store.job_updated(
