@@ -65,16 +65,7 @@ class AsyncActivations(JobBase):
             error = exc
         finally:
             activation.task = None
-        hooks = self.hooks
-        if hooks.routine_finished is not None:
-            hooks.notify(
-                hooks.routine_finished,
-                job_state=state,
-                routine_id=routine_id,
-                error=error,
-                activation=activation,
-            )
-        self._finish(activation, error)
+        self._logic_returned(activation, error)
 
     def _cancel_task_locked(self, activation: Activation) -> None:
         """Cancel a running async activation whose job just ended (caller holds the lock)."""

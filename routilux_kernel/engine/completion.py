@@ -68,7 +68,6 @@ class DispatchAndCompletion(JobBase):
         state = self.job_state
         run = activation.run
         routine_id = run.spec.routine_id
-        hooks = self.hooks
         error: BaseException | None = None
         result = None
         token = current_activation.set(run)
@@ -98,11 +97,16 @@ class DispatchAndCompletion(JobBase):
         if result is not None and error is None and isawaitable(result):
             self._await_on_loop(activation, result)  # it finishes the activation there
             return
+        self._logic_returned(activation, error)
+
+    def _logic_returned(self, activation: Activation, error: BaseException | None) -> None:
+        """The activation's logic is over, wherever it ran: tell the hooks, then finish it."""
+        hooks = self.hooks
         if hooks.routine_finished is not None:
             hooks.notify(
                 hooks.routine_finished,
-                job_state=state,
-                routine_id=routine_id,
+                job_state=self.job_state,
+                routine_id=activation.run.routine_id,
                 error=error,
                 activation=activation,
             )

@@ -91,6 +91,9 @@ class JobBase:
     def _finish(self, activation: Activation, error: BaseException | None) -> None:
         raise NotImplementedError  # DispatchAndCompletion
 
+    def _logic_returned(self, activation: Activation, error: BaseException | None) -> None:
+        raise NotImplementedError  # DispatchAndCompletion
+
     def _call_logic(self, activation: Activation) -> Any:
         raise NotImplementedError  # DispatchAndCompletion
 

@@ -190,16 +190,7 @@ def _on_done(job: JobRun, activation: Activation, future: Future[Any]) -> None:
     finally:
         if token is not None:
             current_recorder.reset(token)
-    hooks = job.hooks
-    if hooks.routine_finished is not None:
-        hooks.notify(
-            hooks.routine_finished,
-            job_state=state,
-            routine_id=routine_id,
-            error=error,
-            activation=activation,
-        )
-    job._finish(activation, error)
+    job._logic_returned(activation, error)
 
 
 def _on_effects(job: JobRun, activation: Activation, batch: bytes) -> bytes:
