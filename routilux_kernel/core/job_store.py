@@ -17,6 +17,7 @@ import json
 import os
 import socket
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,61 @@ class StoredJob:
     entry_items: list[tuple[int, str, str, Any]]  # decoded data
     final_state: dict[str, Any] | None
     activations: list[dict[str, Any]] = field(default_factory=list)  # commit order, decoded
+
+
+#: The job columns a SQL store reads for :func:`stored_job_from_row`, in this order (``j`` is
+#: the jobs table, ``f`` the flows table joined on ``flow_key``).
+JOB_COLUMNS = (
+    "j.job_id, j.flow_id, f.snapshot, j.flow_source, j.status, j.created_at, "
+    "j.started_at, j.finished_at, j.error, j.traceback, j.owner_pid, j.owner_host, "
+    "j.owner_started, j.lease_until, j.entry_items, j.final_state"
+)
+#: The activation columns a SQL store reads for :func:`activation_from_row`, in this order.
+ACTIVATION_COLUMNS = (
+    "number, routine_id, started_at, finished_at, outcome, attempt, error, "
+    "traceback, consumed, effects"
+)
+
+
+def activation_from_row(row: Sequence[Any]) -> dict[str, Any]:
+    """One stored activation, from a row of :data:`ACTIVATION_COLUMNS`."""
+    number, routine_id, started, finished, outcome, attempt, error, trace, consumed, effects = row
+    return {
+        "number": number,
+        "routine_id": routine_id,
+        "started_at": started,
+        "finished_at": finished,
+        "outcome": outcome,
+        "attempt": attempt,
+        "error": error,
+        "traceback": trace,
+        "consumed": json.loads(consumed),
+        "effects": json.loads(effects),
+    }
+
+
+def stored_job_from_row(
+    row: Sequence[Any], activations: list[dict[str, Any]], decode: Callable[[str], Any]
+) -> StoredJob:
+    """A stored job, from a row of :data:`JOB_COLUMNS`; ``decode`` reads entry data."""
+    owner = None if row[10] is None else ProcessIdentity(row[10], row[11], row[12] or "")
+    return StoredJob(
+        job_id=row[0],
+        flow_id=row[1],
+        flow_snapshot=row[2],
+        flow_source=row[3],
+        status=row[4],
+        created_at=row[5],
+        started_at=row[6],
+        finished_at=row[7],
+        error=row[8],
+        traceback=row[9],
+        owner=owner,
+        lease_until=row[13],
+        entry_items=[(n, rid, slot, decode(data)) for n, rid, slot, data in json.loads(row[14])],
+        final_state=None if row[15] is None else json.loads(row[15]),
+        activations=activations,
+    )
 
 
 @dataclass(frozen=True)

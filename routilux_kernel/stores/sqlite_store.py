@@ -15,7 +15,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from routilux_kernel.core.job_store import (
+    ACTIVATION_COLUMNS,
     DEFAULT_LIST_LIMIT,
+    JOB_COLUMNS,
     TERMINAL_STATUSES,
     ActivationCommit,
     JobPage,
@@ -26,7 +28,9 @@ from routilux_kernel.core.job_store import (
     NewJob,
     ProcessIdentity,
     StoredJob,
+    activation_from_row,
     process_is_alive,
+    stored_job_from_row,
 )
 from routilux_kernel.core.value_codecs import codec_named
 from routilux_kernel.stores.sqlite_schema import connect, sqlite_path
@@ -202,66 +206,20 @@ class SqliteJobStore(JobStore):
 
     def _load(self, connection: sqlite3.Connection, job_id: str) -> StoredJob | None:
         row = connection.execute(
-            "SELECT j.job_id, j.flow_id, f.snapshot, j.flow_source, j.status, j.created_at, "
-            "j.started_at, j.finished_at, j.error, j.traceback, j.owner_pid, j.owner_host, "
-            "j.owner_started, j.lease_until, j.entry_items, j.final_state FROM jobs j "
+            f"SELECT {JOB_COLUMNS} FROM jobs j "
             "LEFT JOIN flows f ON f.flow_key = j.flow_key WHERE j.job_id = ?",
             (job_id,),
         ).fetchone()
         if row is None:
             return None
-        decode = self.codec.decode
-        owner = None if row[10] is None else ProcessIdentity(row[10], row[11], row[12] or "")
-        activations = []
-        for (
-            number,
-            routine_id,
-            started,
-            finished,
-            outcome,
-            attempt,
-            error,
-            trace,
-            consumed,
-            effects,
-        ) in connection.execute(
-            "SELECT number, routine_id, started_at, finished_at, outcome, attempt, error, "
-            "traceback, consumed, effects FROM activations WHERE job_id = ? ORDER BY rowid",
-            (job_id,),
-        ):
-            activations.append(
-                {
-                    "number": number,
-                    "routine_id": routine_id,
-                    "started_at": started,
-                    "finished_at": finished,
-                    "outcome": outcome,
-                    "attempt": attempt,
-                    "error": error,
-                    "traceback": trace,
-                    "consumed": json.loads(consumed),
-                    "effects": json.loads(effects),
-                }
+        activations = [
+            activation_from_row(activation)
+            for activation in connection.execute(
+                f"SELECT {ACTIVATION_COLUMNS} FROM activations WHERE job_id = ? ORDER BY rowid",
+                (job_id,),
             )
-        return StoredJob(
-            job_id=row[0],
-            flow_id=row[1],
-            flow_snapshot=row[2],
-            flow_source=row[3],
-            status=row[4],
-            created_at=row[5],
-            started_at=row[6],
-            finished_at=row[7],
-            error=row[8],
-            traceback=row[9],
-            owner=owner,
-            lease_until=row[13],
-            entry_items=[
-                (n, rid, slot, decode(data)) for n, rid, slot, data in json.loads(row[14])
-            ],
-            final_state=None if row[15] is None else json.loads(row[15]),
-            activations=activations,
-        )
+        ]
+        return stored_job_from_row(row, activations, self.codec.decode)
 
     # -- recovery ----------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ instead of queueing behind it.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,9 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from routilux_kernel.core.job_store import (
+    ACTIVATION_COLUMNS,
     DEFAULT_LIST_LIMIT,
+    JOB_COLUMNS,
     TERMINAL_STATUSES,
     ActivationCommit,
     JobStore,
@@ -29,7 +30,9 @@ from routilux_kernel.core.job_store import (
     NewJob,
     ProcessIdentity,
     StoredJob,
+    activation_from_row,
     process_is_alive,
+    stored_job_from_row,
 )
 from routilux_kernel.core.value_codecs import codec_named
 from routilux_postgres.address import parse_address
@@ -204,66 +207,21 @@ class PostgresJobStore(JobStore):
 
     def _load(self, connection: psycopg.Connection, job_id: str) -> StoredJob | None:
         row = connection.execute(
-            "SELECT j.job_id, j.flow_id, f.snapshot, j.flow_source, j.status, j.created_at, "
-            "j.started_at, j.finished_at, j.error, j.traceback, j.owner_pid, j.owner_host, "
-            "j.owner_started, j.lease_until, j.entry_items, j.final_state FROM routilux_jobs j "
+            f"SELECT {JOB_COLUMNS} FROM routilux_jobs j "
             "LEFT JOIN routilux_flows f ON f.flow_key = j.flow_key WHERE j.job_id = %s",
             (job_id,),
         ).fetchone()
         if row is None:
             return None
         activations = [
-            {
-                "number": number,
-                "routine_id": routine_id,
-                "started_at": started,
-                "finished_at": finished,
-                "outcome": outcome,
-                "attempt": attempt,
-                "error": error,
-                "traceback": trace,
-                "consumed": json.loads(consumed),
-                "effects": json.loads(effects),
-            }
-            for (
-                number,
-                routine_id,
-                started,
-                finished,
-                outcome,
-                attempt,
-                error,
-                trace,
-                consumed,
-                effects,
-            ) in connection.execute(
-                "SELECT number, routine_id, started_at, finished_at, outcome, attempt, error, "
-                "traceback, consumed, effects FROM routilux_activations WHERE job_id = %s "
+            activation_from_row(activation)
+            for activation in connection.execute(
+                f"SELECT {ACTIVATION_COLUMNS} FROM routilux_activations WHERE job_id = %s "
                 "ORDER BY seq",
                 (job_id,),
             )
         ]
-        decode = self.codec.decode
-        owner = None if row[10] is None else ProcessIdentity(row[10], row[11], row[12] or "")
-        return StoredJob(
-            job_id=row[0],
-            flow_id=row[1],
-            flow_snapshot=row[2],
-            flow_source=row[3],
-            status=row[4],
-            created_at=row[5],
-            started_at=row[6],
-            finished_at=row[7],
-            error=row[8],
-            traceback=row[9],
-            owner=owner,
-            lease_until=row[13],
-            entry_items=[
-                (n, rid, slot, decode(data)) for n, rid, slot, data in json.loads(row[14])
-            ],
-            final_state=None if row[15] is None else json.loads(row[15]),
-            activations=activations,
-        )
+        return stored_job_from_row(row, activations, self.codec.decode)
 
     # -- recovery ----------------------------------------------------------------------------
 
