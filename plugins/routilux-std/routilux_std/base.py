@@ -12,17 +12,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from routilux_kernel import JobState, Routine
+from routilux_kernel.core.description import field_types, value_fits
 from routilux_std.errors import StdConfigError
-
-_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list, tuple),
-    "object": (dict,),
-    "null": (type(None),),
-}
 
 
 def schema_default(schema: dict[str, dict[str, Any]], key: str) -> Any:
@@ -31,20 +22,8 @@ def schema_default(schema: dict[str, dict[str, Any]], key: str) -> Any:
 
 
 def type_names(spec: dict[str, Any]) -> list[str]:
-    declared = spec["type"]
-    return [declared] if isinstance(declared, str) else list(declared)
-
-
-def matches_type(value: Any, names: list[str]) -> bool:
-    for name in names:
-        if name == "any":
-            return True
-        # bool is an int subclass; a flag is never a count
-        if name in ("integer", "number") and isinstance(value, bool):
-            continue
-        if isinstance(value, _PYTHON_TYPES[name]):
-            return True
-    return False
+    """The type names a field spec allows (the kernel reads the same schemas)."""
+    return field_types(spec)
 
 
 def check_config(
@@ -66,7 +45,7 @@ def check_config(
             continue
         value = config[key]
         names = type_names(spec)
-        if not matches_type(value, names):
+        if not value_fits(value, names):
             raise StdConfigError(
                 f"{who}: config key {key!r} expected {' or '.join(names)}, "
                 f"got {type(value).__name__} {value!r}"
