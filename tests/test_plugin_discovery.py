@@ -372,3 +372,66 @@ def test_the_cli_says_which_plugins_were_left_out(plugin_site: Path) -> None:
         r"import failed: ModuleNotFoundError",
         done.stderr,
     ), done.stderr
+
+
+# A process-executor worker reports what it sees: its plugins, their failures, and whether
+# it read the installed metadata itself.
+WORKER_VIEW_PROGRAM = """
+import json, sys
+from routilux_kernel import Flow, Routine, Runtime
+from routilux_kernel.hooks.installed import describe_plugins, plugin_load_failures
+
+
+def installed(described):
+    return sorted((p["name"], p["distribution"], p["version"]) for p in described
+                  if not p["builtin"])
+
+
+def failed(failures):
+    return sorted((f["entry_point"], f["distribution"], f["error"].split(":")[0])
+                  for f in failures)
+
+
+class Report(Routine):
+    def __init__(self):
+        super().__init__()
+        self.add_slot("trigger")
+
+    def logic(self, slot_data, policy_message, job_state):
+        job_state.shared_data["worker"] = {
+            "plugins": installed(describe_plugins()),
+            "failures": failed(plugin_load_failures()),
+            "metadata_read": sorted(
+                name for name in ("importlib_metadata", "importlib.metadata", "email.parser")
+                if name in sys.modules
+            ),
+        }
+
+
+flow = Flow("worker-view")
+flow.add_routine(Report(), "report")
+with Runtime(executor="process", executor_options={"max_workers": 1}) as runtime:
+    state = runtime.run(flow, {}, timeout=30)
+print(json.dumps({
+    "status": str(state.status),
+    "driver": {"plugins": installed(describe_plugins()),
+               "failures": failed(plugin_load_failures())},
+    "worker": state.shared_data.get("worker"),
+    "errors": [e["error"] for e in state.errors],
+}))
+"""
+
+
+def test_process_workers_load_the_plugins_their_driver_found_without_reading_metadata(
+    plugin_site: Path,
+) -> None:
+    result = result_of(run_python(plugin_site, WORKER_VIEW_PROGRAM))
+    assert result["status"] == "completed", result["errors"]
+    driver, worker = result["driver"], result["worker"]
+    assert ["sample", SAMPLE, "0.3.1"] in driver["plugins"]
+    assert ["broken", BROKEN, "import failed"] in driver["failures"]
+    # The same plugins and the same failures (named by distribution), in the worker...
+    assert worker["plugins"] == driver["plugins"]
+    assert worker["failures"] == driver["failures"]
+    # ... which took the entry points from its driver instead of reading the metadata.
+    assert worker["metadata_read"] == []

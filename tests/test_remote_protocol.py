@@ -7,6 +7,7 @@ activation takes and gives back crosses ``dumps``/``loads``, so these tests cove
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -292,3 +293,21 @@ def test_retry_limited_to_an_exception_class_matches_remote_errors_by_name(
     state = loopback_runtime.run(flow, timeout=10)
     assert state.status == "completed", state.error
     assert state.get_routine_state("flaky") == {"tries": 3}
+
+
+def test_a_routine_is_sent_while_another_thread_is_still_importing_loguru(
+    loopback_runtime, make_routine, monkeypatch
+):
+    # Mid-import, sys.modules holds loguru's module before it defines its Logger class; the
+    # pickler must not take that for a broken routine (it once refused the activation).
+    import types
+
+    monkeypatch.setitem(sys.modules, "loguru._logger", types.ModuleType("loguru._logger"))
+
+    def logic(slot_data, policy_message, job_state):
+        job_state.shared_data["ran"] = True
+
+    state = loopback_runtime.run(single(make_routine, logic), {}, timeout=WAIT)
+
+    assert state.status == ExecutionStatus.COMPLETED, state.errors
+    assert state.shared_data == {"ran": True}

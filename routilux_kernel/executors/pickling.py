@@ -14,10 +14,8 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from loguru._logger import Logger
-
 from routilux_kernel.core.errors import ExecutorError
-from routilux_kernel.core.lazy_logger import logger
+from routilux_kernel.core.lazy_logger import load_loguru
 
 if TYPE_CHECKING:
     from routilux_kernel.core.routine import Routine
@@ -28,9 +26,6 @@ _DRIVER_ONLY = ("_activation_policy", "_error_handler")
 
 #: How a routine's private attributes are named in pre-flight messages.
 _ROUTINE_LABELS = {"_logic": "logic (set_logic)", "_config": "config"}
-
-#: The core (sinks) of the process-wide loguru logger and of every logger bound from it.
-_LOGGER_CORE = getattr(logger, "_core", None)
 
 _pickler_class: type | None = None
 
@@ -57,7 +52,7 @@ def _pickler() -> type:
 
         class RemotePickler(base):  # type: ignore[misc, valid-type]
             def reducer_override(self, obj: Any) -> Any:
-                if isinstance(obj, Logger) and getattr(obj, "_core", None) is _LOGGER_CORE:
+                if _is_process_logger(obj):
                     # By value, loguru would copy the driver's sinks into the worker.
                     return (_worker_logger, (obj._options,))
                 if isinstance(obj, Routine) and type(obj).__getstate__ is object.__getstate__:
@@ -76,9 +71,25 @@ def _new_routine(cls: Any) -> Any:
     return cls.__new__(cls)
 
 
+def _is_process_logger(obj: Any) -> bool:
+    """Whether ``obj`` is the process-wide loguru logger or one bound from it (sharing its
+    core, the sinks). No such logger exists until loguru was imported, and importing it only
+    to answer no would cost every worker 50 ms at start."""
+    # While another thread imports loguru, its module is in sys.modules without the class
+    # yet: then no instance of it exists either.
+    logger_class = getattr(sys.modules.get("loguru._logger"), "Logger", None)
+    return (
+        logger_class is not None
+        and isinstance(obj, logger_class)
+        and getattr(obj, "_core", None) is getattr(load_loguru(), "_core", None)
+    )
+
+
 def _worker_logger(options: tuple[Any, ...]) -> Any:
     """The receiving process's own loguru logger, with the sender's bound options."""
-    return Logger(_LOGGER_CORE, *options)
+    from loguru._logger import Logger
+
+    return Logger(load_loguru()._core, *options)
 
 
 def dumps(obj: Any, skip: frozenset[int] = frozenset()) -> bytes:

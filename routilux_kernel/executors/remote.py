@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from routilux_kernel.core.context import current_activation
 from routilux_kernel.core.errors import ExecutorError, RoutiluxError, RoutineError
 from routilux_kernel.core.job_state import ExecutionStatus, check_state_update
-from routilux_kernel.core.lazy_logger import logger
+from routilux_kernel.core.lazy_logger import loguru_context
 from routilux_kernel.executors.pickling import dumps, loads, pickling_problems
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ __all__ = [
     "loads",
     "pickling_problems",
     "preload_worker_plugins",
+    "use_driver_entry_points",
+    "worker_entry_points",
     "run_remote_activation",
     "set_cancel_probe",
     "set_effect_stream",
@@ -122,12 +124,43 @@ def setup_worker(
     return worker
 
 
-def preload_worker_plugins(plugins: Iterable[str] = ()) -> None:
+def preload_worker_plugins(
+    plugins: Iterable[str] = (), entry_points: DriverEntryPoints = None
+) -> None:
     """Import the plugins and build the plugin manager now, in a process that will be forked
-    into workers (the ``process`` executor's template); ``setup_worker`` then reuses it."""
+    into workers (the ``process`` executor's template); ``setup_worker`` then reuses it.
+
+    ``entry_points``: see :func:`use_driver_entry_points`."""
     global _preloaded
     plugins = tuple(plugins)
+    use_driver_entry_points(entry_points)
     _preloaded = (plugins, _plugin_manager(plugins))
+
+
+#: Entry points as plain tuples (name, target, distribution, version), or None.
+DriverEntryPoints = tuple[tuple[str | None, ...], ...] | None
+
+
+def use_driver_entry_points(entry_points: DriverEntryPoints) -> None:
+    """Load the installed plugins from what :func:`worker_entry_points` returned in the driver
+    instead of reading the installed metadata again (None: read it, as a driver does)."""
+    if entry_points is not None:
+        from routilux_kernel.hooks.manager import PluginSource, use_entry_points
+
+        use_entry_points(PluginSource(*fields) for fields in entry_points)  # type: ignore[arg-type]
+
+
+def worker_entry_points() -> DriverEntryPoints:
+    """The installed plugins' entry points as this process found them, as plain tuples for
+    a worker's set-up message (None: this process has not looked them up)."""
+    from routilux_kernel.hooks.manager import found_entry_points
+
+    found = found_entry_points()
+    if found is None:
+        return None
+    return tuple(
+        (source.entry_point, source.target, source.distribution, source.version) for source in found
+    )
 
 
 def _plugin_manager(plugins: tuple[str, ...]) -> pluggy.PluginManager:
@@ -422,22 +455,29 @@ def run_remote_activation(routine_id: str, payload: bytes) -> bytes:
     # A view stands in for the JobState: remote logic reads and writes through it.
     token = current_activation.set(cast(Any, _RemoteContext(view, routine_id, routine, ops)))
     error: RoutineError | None = None
+    # job_id/routine_id on every loguru record the logic makes, as on the driver; a worker
+    # that never logs never imports loguru (50 ms per worker).
+    log_context = loguru_context()
+    log_token = (
+        log_context.set({**log_context.get(), "job_id": snapshot.job_id, "routine_id": routine_id})
+        if log_context is not None
+        else None
+    )
     try:
-        with logger.contextualize(job_id=snapshot.job_id, routine_id=routine_id):
-            hook = _run_activation_hook
-            if hook is not None:
-                result = hook(
-                    activation=_RemoteActivation(
-                        routine_id, routine, slot_data, message, view, ticket
-                    )
-                )
-            else:
-                result = routine.get_logic()(slot_data, message, view)
-            if result is not None and isawaitable(result):
-                _await_in_worker(result)
+        hook = _run_activation_hook
+        if hook is not None:
+            result = hook(
+                activation=_RemoteActivation(routine_id, routine, slot_data, message, view, ticket)
+            )
+        else:
+            result = routine.get_logic()(slot_data, message, view)
+        if result is not None and isawaitable(result):
+            _await_in_worker(result)
     except BaseException as exc:  # noqa: BLE001 - SystemExit in logic fails the activation only
         error = RoutineError.from_exception(exc)
     finally:
+        if log_token is not None:
+            log_context.reset(log_token)  # type: ignore[union-attr]
         current_activation.reset(token)
         _flush_output()
     return _dump_outcome(routine_id, ops, error)

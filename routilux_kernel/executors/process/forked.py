@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.executors.process.template import PACKET_LIMIT
+from routilux_kernel.executors.remote import worker_entry_points
 
 _BOOT = "from routilux_kernel.executors.process.template import template_main; template_main()"
 
@@ -126,7 +127,9 @@ class WorkerTemplate:
         finally:
             template_end.close()
         self._control = driver_end
-        driver_end.send(pickle.dumps(("init", list(sys.path), tuple(plugins))))
+        driver_end.send(
+            pickle.dumps(("init", list(sys.path), tuple(plugins), worker_entry_points()))
+        )
         self._reader = threading.Thread(
             target=self._read, name="routilux-process-template", daemon=True
         )

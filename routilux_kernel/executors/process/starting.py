@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 from routilux_kernel.executors.process.forked import WorkerTemplate
 from routilux_kernel.executors.process.handles import WorkerHandle
-from routilux_kernel.executors.remote import describe_exit
+from routilux_kernel.executors.remote import describe_exit, worker_entry_points
 
 #: Workers in a row that may die before saying "ready" until queued work fails.
 MAX_START_FAILURES = 3
@@ -79,7 +79,7 @@ def spawn_worker(
 
 
 def _introduce(worker: WorkerHandle, name: str, worker_plugins: Sequence[str]) -> WorkerHandle:
-    worker.send(("init", list(sys.path), name, tuple(worker_plugins)))
+    worker.send(("init", list(sys.path), name, tuple(worker_plugins), worker_entry_points()))
     return worker
 
 

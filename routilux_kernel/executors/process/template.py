@@ -9,8 +9,9 @@ forked worker starts in milliseconds instead of paying the imports again.
 The driver talks to it over a ``SOCK_SEQPACKET`` socket (one pickle per packet, file
 descriptors alongside, see ``forked.py`` for the driver side):
 
-- driver -> template: ``("init", sys_path, plugins)`` once, then ``("fork", request, cwd)``
-  with the worker's end of a new socket pair, and finally ``("stop",)``;
+- driver -> template: ``("init", sys_path, plugins, entry_points)`` once, then
+  ``("fork", request, cwd)`` with the worker's end of a new socket pair, and finally
+  ``("stop",)``;
 - template -> driver: ``("ready",)`` or ``("unforkable", reason)``; ``("forked", request,
   pid)`` with a pidfd of the child; ``("exited", pid, exitcode)`` once it reaped a child.
 
@@ -42,12 +43,14 @@ def template_main() -> None:
     first = control.recv(PACKET_LIMIT)
     if not first:
         return
-    _, sys_path, plugins = pickle.loads(first)
+    _, sys_path, plugins, entry_points = pickle.loads(first)
     sys.path[:] = sys_path
     from routilux_kernel.executors import remote
+    from routilux_kernel.executors.pickling import require_cloudpickle
 
     try:
-        remote.preload_worker_plugins(plugins)
+        remote.preload_worker_plugins(plugins, entry_points)
+        require_cloudpickle()  # every worker unpickles its first task with it
     except BaseException:  # noqa: BLE001 - each worker tries again and reports it as its own
         pass
     threads = [thread.name for thread in threading.enumerate()]

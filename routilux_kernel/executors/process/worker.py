@@ -30,11 +30,12 @@ def worker_main() -> None:
 
 def run_worker(conn: Connection) -> None:
     """Set up, then run tasks one at a time until told to stop; ends the process."""
-    _, sys_path, name, plugins = conn.recv()
+    _, sys_path, name, plugins, entry_points = conn.recv()
     sys.path[:] = sys_path
     try:
         from routilux_kernel.executors import remote
 
+        remote.use_driver_entry_points(entry_points)
         remote.setup_worker("process", name, plugins=plugins)
     except BaseException:  # noqa: BLE001 - reported to the driver, then this worker exits
         text = traceback.format_exc()
