@@ -79,14 +79,21 @@ def test_help_loads_no_process_executor_yaml_or_logging() -> None:
     assert json.loads(out) == [0, True, []]
 
 
-#: What ``routilux --help`` must not import with the std and dask plugins installed: the
-#: std routines' heavy dependencies (loaded when a routine runs), the commands themselves
-#: (only their options, cli/command_arguments.py), and loguru (loaded by the first record).
+#: What ``routilux --help`` must not import with every plugin of plugins/ installed: the
+#: std routines' heavy dependencies (loaded when a routine runs), the web stack (loaded when
+#: a dashboard is served), the PostgreSQL driver and the OpenTelemetry SDK, the commands
+#: themselves (only their options, cli/command_arguments.py), and loguru (loaded by the
+#: first record).
 NOT_FOR_HELP = [
     "httpx",
     "pydantic",
     "jsonschema",
     "yaml",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "psycopg",
+    "opentelemetry.sdk",
     "loguru",
     "routilux_kernel.flowfiles",
     "routilux_kernel.cli.run_command",
@@ -95,7 +102,7 @@ NOT_FOR_HELP = [
 ]
 
 
-def test_help_with_std_and_dask_plugins_imports_only_what_it_shows() -> None:
+def test_help_with_every_plugin_installed_imports_only_what_it_shows() -> None:
     out = run_python(
         f"""
         import contextlib, io, json, sys
@@ -107,11 +114,11 @@ def test_help_with_std_and_dask_plugins_imports_only_what_it_shows() -> None:
         plugins = [name for name, _ in get_plugin_manager().list_name_plugin()]
         print(json.dumps([code, "validate" in text.getvalue(), loaded, plugins]))
         """,
-        ROUTILUX_LOAD_PLUGINS="std,dask",
+        ROUTILUX_LOAD_PLUGINS="std,dask,web,postgres,otel",
     )
     code, lists_commands, loaded, plugins = json.loads(out)
     assert (code, lists_commands, loaded) == (0, True, [])
-    assert {"std", "dask"} <= set(plugins)  # both plugins were really loaded
+    assert {"std", "dask", "web", "postgres", "otel"} <= set(plugins)  # all really loaded
 
 
 # A job whose routine_started hook raises: the kernel logs an error record about it.

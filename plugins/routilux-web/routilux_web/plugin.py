@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from routilux_kernel import hookimpl
+from routilux_web.command_options import add_serve_arguments, add_ui_arguments
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -16,7 +17,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
-    importlib.import_module("routilux_web.serve_command").add_arguments(parser)
+    add_serve_arguments(parser)
 
 
 @hookimpl
@@ -32,7 +33,7 @@ def register_commands(register: Callable[..., Any]) -> None:
 @hookimpl
 def extend_command(command: str, parser: argparse.ArgumentParser) -> None:
     if command == "run":
-        importlib.import_module("routilux_web.run_dashboard").add_ui_arguments(parser)
+        add_ui_arguments(parser)
 
 
 @hookimpl

@@ -15,38 +15,14 @@ from typing import Any
 
 from routilux_kernel.cli.flow_arguments import CommandInputError
 from routilux_web.app import package_version
+from routilux_web.command_options import TOKEN_ENVIRONMENT_VARIABLE
 from routilux_web.dashboard_state import LIVE_INTERVAL, DashboardSettings
 from routilux_web.job_control import JobControl
-from routilux_web.security import TOKEN_ENVIRONMENT_VARIABLE
-from routilux_web.serve_command import DEFAULT_HOST, DEFAULT_PORT, announce, dashboard_server
+from routilux_web.serve_command import announce, dashboard_server
 
 #: How long stopping the dashboard may take before the run goes on without waiting.
 STOP_TIMEOUT = 5.0
 START_TIMEOUT = 30.0
-
-
-def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--ui", action="store_true", help="serve the dashboard while the jobs run (routilux-web)"
-    )
-    parser.add_argument(
-        "--ui-host",
-        default=DEFAULT_HOST,
-        metavar="HOST",
-        help=f"dashboard address with --ui (default {DEFAULT_HOST}; any other needs a token)",
-    )
-    parser.add_argument(
-        "--ui-port",
-        type=int,
-        default=DEFAULT_PORT,
-        metavar="PORT",
-        help=f"dashboard port with --ui (default {DEFAULT_PORT}; 0: any free)",
-    )
-    parser.add_argument(
-        "--ui-token",
-        metavar="TOKEN",
-        help=f"token every dashboard request must carry (default: ${TOKEN_ENVIRONMENT_VARIABLE})",
-    )
 
 
 class RunDashboard:

@@ -18,8 +18,9 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 
+from routilux_web.command_options import TOKEN_ENVIRONMENT_VARIABLE
+
 TOKEN_COOKIE = "routilux_token"
-TOKEN_ENVIRONMENT_VARIABLE = "ROUTILUX_WEB_TOKEN"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 

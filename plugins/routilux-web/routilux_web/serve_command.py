@@ -9,40 +9,16 @@ from typing import Any
 
 import uvicorn
 
-from routilux_kernel.cli.command_arguments import add_store_argument
 from routilux_kernel.cli.flow_arguments import CommandInputError
 from routilux_kernel.cli.jobs_command import store_url
 from routilux_kernel.core.job_store import JobStore, JobStoreError
 from routilux_kernel.engine.store_choice import open_store
 from routilux_kernel.hooks.registry import registries_for
 from routilux_web.app import create_app, package_version
+from routilux_web.command_options import TOKEN_ENVIRONMENT_VARIABLE
 from routilux_web.dashboard_state import LIVE_INTERVAL, DashboardSettings
 from routilux_web.job_control import JobControl
-from routilux_web.security import TOKEN_ENVIRONMENT_VARIABLE, UnsafeBindError, check_bind
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
-
-
-def add_server_arguments(parser: argparse.ArgumentParser, *, port: int = DEFAULT_PORT) -> None:
-    parser.add_argument(
-        "--host",
-        default=DEFAULT_HOST,
-        help=f"address to listen on (default {DEFAULT_HOST}; any other needs a token)",
-    )
-    parser.add_argument(
-        "--port", type=int, default=port, help=f"port to listen on (default {port}; 0: any free)"
-    )
-    parser.add_argument(
-        "--token",
-        metavar="TOKEN",
-        help=f"access token every request must carry (default: ${TOKEN_ENVIRONMENT_VARIABLE})",
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_store_argument(parser)
-    add_server_arguments(parser)
+from routilux_web.security import UnsafeBindError, check_bind
 
 
 def server_token(args: argparse.Namespace) -> str | None:
