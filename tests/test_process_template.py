@@ -119,3 +119,41 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["script body ran in driver", "['completed'] True"]
+
+
+def test_calls_of_main_functions_closures_and_plain_arguments_reach_workers(tmp_path: Path):
+    # The kernel's own calls (an importable function, str and bytes arguments) take a fast
+    # path through the C pickler; functions of __main__ and closures must still go by value.
+    script = tmp_path / "calls.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os
+            from routilux_kernel.executors.process.pool import ProcessExecutor
+
+            def double(text):
+                return text * 2
+
+            def make_adder(step):
+                return lambda value: value + step
+
+            executor = ProcessExecutor(max_workers=1)
+            executor.start()
+            try:
+                results = [
+                    executor.submit(double, "ab").result(30),
+                    executor.submit(make_adder(5), 1).result(30),
+                    executor.submit(os.getpid).result(30) != os.getpid(),
+                    executor.submit(bytes.fromhex, "6869").result(30),
+                    executor.submit(max, 2.5, 1, True).result(30),
+                    executor.submit(sorted, [3, 1, 2]).result(30),
+                ]
+            finally:
+                executor.shutdown()
+            print(results)
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['abab', 6, True, b'hi', 2.5, [1, 2, 3]]"

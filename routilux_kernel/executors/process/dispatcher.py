@@ -17,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from multiprocessing.connection import wait
 from typing import Any
 
 from routilux_kernel.core.errors import ExecutorError
@@ -25,6 +24,7 @@ from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.executors.process.forked import WorkerTemplate
 from routilux_kernel.executors.process.handles import Task, WorkerHandle
 from routilux_kernel.executors.process.starting import WorkerStarts, spawn_worker
+from routilux_kernel.executors.process.watching import ReadinessWatch
 from routilux_kernel.executors.remote import WorkerCrashedError, describe_exit, dumps, loads
 
 
@@ -143,26 +143,29 @@ class PoolDispatcher:
     # -- the dispatcher thread -----------------------------------------------------------
 
     def _dispatch_loop(self) -> None:
+        watch = ReadinessWatch()
         while True:
             with self._lock:
                 if self._closing and not self._workers:
                     return
-                watched: dict[Any, WorkerHandle] = {}
+                watched: dict[Any, WorkerHandle | None] = {self._wake_read: None}
                 for worker in self._workers:
                     watched[worker.sock] = worker
                     if worker.pidfd is not None:
                         watched[worker.pidfd] = worker
                 timeout = self._restart_wait_locked()
-            ready_list = wait([self._wake_read, *watched], timeout)
+            ready_list = watch.wait(watched, timeout)
             if timeout is not None and not ready_list:
                 self._restart_due()
             for ready in ready_list:
                 if ready == self._wake_read:
                     os.read(self._wake_read, 4096)
                     continue
-                worker = watched[ready]
+                owner = watched[ready]
+                if owner is None:
+                    continue
                 try:
-                    self._on_ready(worker, ready)
+                    self._on_ready(owner, ready)
                 except Exception:  # a dead dispatcher would hang every future: carry on
                     logger.opt(exception=True).error("process executor: dispatcher error")
 

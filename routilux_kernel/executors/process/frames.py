@@ -19,6 +19,8 @@ from typing import Any
 
 #: The most bytes read from one worker per wake-up, so one busy sender cannot starve the rest.
 READ_BUDGET = 4 * 1024 * 1024
+#: The most bytes one ``recv`` asks for.
+CHUNK = 64 * 1024
 _LONG_FRAME = b"\xff\xff\xff\xff"  # a length of -1: the real one follows in 8 bytes
 _SHORT_LIMIT = 0x7FFFFFFF
 
@@ -36,11 +38,18 @@ def send_message(sock: socket.socket, message: Any) -> None:
 
 
 class FrameReader:
-    """The partly received message of one worker, completed across reads."""
+    """The partly received messages of one worker, completed across reads.
+
+    Small messages (most replies) arrive whole with their header in one ``recv`` of up to
+    :data:`CHUNK` bytes; a message larger than what is buffered gets its own buffer, which
+    later reads fill in place.
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._header = bytearray()
+        #: Received bytes not yet part of a returned message: headers, small bodies.
+        self._buffered = bytearray()
+        #: The body of a large message being filled in place, and how much of it is.
         self._body: bytearray | None = None
         self._filled = 0
 
@@ -59,33 +68,54 @@ class FrameReader:
                 return messages, True
             if budget is not None:
                 budget -= received
-            if self._body is not None and self._filled == len(self._body):
-                messages.append(pickle.loads(self._body))
-                self._header.clear()
-                self._body = None
+            self._complete(messages)
         return messages, False
 
     def _receive(self, budget: int | None) -> int:
-        """Read the next piece of the header or body; the count read (0: end of stream)."""
-        if self._body is None:
-            chunk = self._sock.recv(self._header_size() - len(self._header), socket.MSG_DONTWAIT)
-            self._header += chunk
-            if chunk and len(self._header) == self._header_size():
-                self._start_body()
-            return len(chunk)
-        view = memoryview(self._body)[self._filled :]
-        wanted = len(view) if budget is None else min(len(view), budget)
-        count = self._sock.recv_into(view, wanted, socket.MSG_DONTWAIT)
-        self._filled += count
-        return count
+        """Read what is there into the large body or the buffer; the count (0: end of stream)."""
+        wanted = CHUNK if budget is None else min(CHUNK, budget)
+        if self._body is not None:
+            view = memoryview(self._body)[self._filled :]
+            count = self._sock.recv_into(view, min(len(view), wanted), socket.MSG_DONTWAIT)
+            self._filled += count
+            return count
+        chunk = self._sock.recv(wanted, socket.MSG_DONTWAIT)
+        self._buffered += chunk
+        return len(chunk)
 
-    def _header_size(self) -> int:
-        return 12 if self._header[:4] == _LONG_FRAME else 4
+    def _complete(self, messages: list[Any]) -> None:
+        """Unpickle every message now complete; start a large body's own buffer."""
+        if self._body is not None:
+            if self._filled < len(self._body):
+                return
+            messages.append(pickle.loads(self._body))
+            self._body = None
+        buffered = self._buffered
+        start = 0
+        while True:
+            header = _header_size(buffered, start)
+            if len(buffered) - start < header:
+                break
+            size = _body_size(buffered, start, header)
+            body_start = start + header
+            if len(buffered) - body_start >= size:
+                messages.append(pickle.loads(memoryview(buffered)[body_start : body_start + size]))
+                start = body_start + size
+                continue
+            # A message larger than what arrived so far: it gets a buffer of its own size.
+            self._body = bytearray(size)
+            self._filled = len(buffered) - body_start
+            self._body[: self._filled] = memoryview(buffered)[body_start:]
+            start = len(buffered)
+            break
+        del buffered[:start]
 
-    def _start_body(self) -> None:
-        if len(self._header) == 12:
-            (size,) = struct.unpack("!Q", self._header[4:])
-        else:
-            (size,) = struct.unpack("!i", self._header)
-        self._body = bytearray(size)
-        self._filled = 0
+
+def _header_size(buffered: bytearray, start: int) -> int:
+    return 12 if buffered[start : start + 4] == _LONG_FRAME else 4
+
+
+def _body_size(buffered: bytearray, start: int, header: int) -> int:
+    if header == 12:
+        return int(struct.unpack_from("!Q", buffered, start + 4)[0])
+    return int(struct.unpack_from("!i", buffered, start)[0])

@@ -22,11 +22,10 @@ from typing import Any
 
 from routilux_kernel.core.errors import ExecutorError
 from routilux_kernel.executors.contract import Executor, ExecutorCapabilities
-from routilux_kernel.executors.pickling import require_cloudpickle
+from routilux_kernel.executors.pickling import dumps_call, require_cloudpickle
 from routilux_kernel.executors.process.dispatcher import PoolDispatcher
 from routilux_kernel.executors.process.forked import WorkerTemplate, forking_supported
 from routilux_kernel.executors.process.handles import Task
-from routilux_kernel.executors.remote import dumps
 
 
 class ProcessExecutor(PoolDispatcher, Executor):
@@ -94,7 +93,7 @@ class ProcessExecutor(PoolDispatcher, Executor):
     ) -> Future[Any]:
         if self._dispatcher is None and not self._closing:
             self.start()
-        payload = dumps((fn, args))
+        payload = dumps_call(fn, args)
         future: Future[Any] = Future()
         with self._lock:
             if self._closing:
