@@ -22,6 +22,14 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.sampling import (
+    ParentBased,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    SamplingResult,
+    StaticSampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -35,7 +43,16 @@ EventRecord = tuple[str, Mapping[str, Any], int]
 class PendingSpan:
     """A span between its start and its end: its identity now, its content at the end."""
 
-    __slots__ = ("name", "context", "parent", "recording", "start_ns", "attributes", "live")
+    __slots__ = (
+        "name",
+        "context",
+        "parent",
+        "recording",
+        "start_ns",
+        "attributes",
+        "live",
+        "child_sampling",
+    )
 
     def __init__(
         self,
@@ -56,6 +73,8 @@ class PendingSpan:
         self.attributes = attributes
         #: The API builder's span, started already.
         self.live = live
+        #: The sampler's answer for this span's children, when it is the same for all.
+        self.child_sampling: SamplingResult | None = None
 
     def as_current(self) -> Context:
         """A context whose current span is this one (for the logic, or to propagate)."""
@@ -74,7 +93,14 @@ def span_builder(tracer: trace.Tracer, scope: InstrumentationScope) -> SpanBuild
 class SpanBuilder:
     """Opens spans at their start and writes them out at their end."""
 
-    def start(self, name: str, parent: Context | None, start_ns: int) -> PendingSpan:
+    def start(
+        self,
+        name: str,
+        parent: Context | None,
+        start_ns: int,
+        parent_span: PendingSpan | None = None,
+    ) -> PendingSpan:
+        """Open a span; ``parent_span`` is the pending span current in ``parent``, if any."""
         raise NotImplementedError
 
     def end(
@@ -96,7 +122,13 @@ class ApiSpanBuilder(SpanBuilder):
     def __init__(self, tracer: trace.Tracer) -> None:
         self._tracer = tracer
 
-    def start(self, name: str, parent: Context | None, start_ns: int) -> PendingSpan:
+    def start(
+        self,
+        name: str,
+        parent: Context | None,
+        start_ns: int,
+        parent_span: PendingSpan | None = None,
+    ) -> PendingSpan:
         span = self._tracer.start_span(name, context=parent, start_time=start_ns)
         parent_context = trace.get_current_span(parent).get_span_context()
         return PendingSpan(
@@ -148,9 +180,19 @@ class SdkSpanBuilder(SpanBuilder):
         self._scope = getattr(tracer, "_instrumentation_scope", None) or scope
         self._limits: SpanLimits = getattr(tracer, "_span_limits", None) or SpanLimits()
         self._enabled = getattr(tracer, "_is_enabled", lambda: True)
+        self._same_for_siblings = _same_answer_for_siblings(tracer.sampler)
 
-    def start(self, name: str, parent: Context | None, start_ns: int) -> PendingSpan:
-        parent_context = trace.get_current_span(parent).get_span_context()
+    def start(
+        self,
+        name: str,
+        parent: Context | None,
+        start_ns: int,
+        parent_span: PendingSpan | None = None,
+    ) -> PendingSpan:
+        if parent_span is not None:
+            parent_context: SpanContext | None = parent_span.context
+        else:
+            parent_context = trace.get_current_span(parent).get_span_context()
         if not self._enabled():  # a tracer switched off by the SDK's configurator
             return PendingSpan(name, parent_context, None, False, start_ns)
         if parent_context.is_valid:
@@ -159,7 +201,11 @@ class SdkSpanBuilder(SpanBuilder):
         else:
             parent_context, trace_id = None, self._ids.generate_trace_id()
             random_trace_id = self._ids.is_trace_id_random()
-        result = self._sampler.should_sample(parent, trace_id, name, SpanKind.INTERNAL)
+        result = parent_span.child_sampling if parent_span is not None else None
+        if result is None:
+            result = self._sampler.should_sample(parent, trace_id, name, SpanKind.INTERNAL)
+            if parent_span is not None and self._same_for_siblings:
+                parent_span.child_sampling = result
         flags = TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT
         if random_trace_id:
             flags |= TraceFlags.RANDOM_TRACE_ID
@@ -219,6 +265,30 @@ class SdkSpanBuilder(SpanBuilder):
                 instrumentation_scope=self._scope,
             )
         )
+
+
+#: The SDK's samplers whose answer depends on nothing but the parent and the trace id.
+_BY_PARENT_AND_TRACE = (StaticSampler, TraceIdRatioBased)
+
+
+def _same_answer_for_siblings(sampler: Sampler) -> bool:
+    """Whether ``sampler`` answers alike for every child of one local parent span.
+
+    True for the SDK's own samplers: their answer depends only on the parent and the
+    trace id, which siblings share (not on the span's name, like a user's sampler may).
+    Then an activation span reuses the answer its job's first activation got.
+    """
+    if type(sampler) in _BY_PARENT_AND_TRACE:
+        return True
+    if type(sampler) not in (ParentBased, ParentBasedTraceIdRatio):
+        return False
+    # Which delegates a local parent leads to; the SDK keeps them private, so a ParentBased
+    # without them is asked every time.
+    delegates = [getattr(sampler, name, None) for name in _LOCAL_PARENT_DELEGATES]
+    return all(type(delegate) in _BY_PARENT_AND_TRACE for delegate in delegates)
+
+
+_LOCAL_PARENT_DELEGATES = ("_local_parent_sampled", "_local_parent_not_sampled")
 
 
 def _bounded(

@@ -210,7 +210,8 @@ class TelemetryPlugin:
         span = None
         if job.span is not None:
             assert job.builder is not None
-            span = job.builder.start(f"activation {routine_id}", job.span.as_current(), started_ns)
+            name = f"activation {routine_id}"
+            span = job.builder.start(name, job.context, started_ns, job.span)
         traced = ActivationTrace(span, job, routine_id, activation.attempt + 1, started_ns)
         if span is not None and span.recording and job.producers:
             try:

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
+    ALWAYS_ON,
     Decision,
     ParentBased,
     Sampler,
@@ -178,6 +179,45 @@ def test_the_providers_sampler_decides_for_every_span(custom_telemetry) -> None:
         if key[0] == names.JOBS_FINISHED and (names.FLOW_ID, "dropped") in key[1]
     ]
     assert len(finished) == 1
+
+
+class DropRoutine(Sampler):
+    """Drops the activation spans of one routine: an answer that depends on the span name."""
+
+    def __init__(self, routine_id: str) -> None:
+        self.name = f"activation {routine_id}"
+
+    def should_sample(
+        self,
+        parent_context: Any,
+        trace_id: int,
+        name: str,
+        kind: Any = None,
+        attributes: Any = None,
+        links: Sequence[Any] | None = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        decision = Decision.DROP if name == self.name else Decision.RECORD_AND_SAMPLE
+        return SamplingResult(decision)
+
+    def get_description(self) -> str:
+        return f"DropRoutine({self.name})"
+
+
+def test_a_sampler_that_tells_siblings_apart_is_asked_for_each_span(custom_telemetry) -> None:
+    sampler = ParentBased(ALWAYS_ON, local_parent_sampled=DropRoutine("right"))
+    telemetry = custom_telemetry({"sampler": sampler})
+    state = telemetry.runtime(thread_pool_size=2).run(
+        fan_out_join("siblings"), {"n": 1}, timeout=WAIT
+    )
+    assert state.status == "completed"
+    assert sorted(span.name for span in telemetry.spans()) == [
+        "activation join",
+        "activation left",
+        "activation left",
+        "activation source",
+        "job siblings",
+    ]
 
 
 def test_an_unsampled_activation_still_runs_inside_a_valid_span_context(custom_telemetry) -> None:
