@@ -69,8 +69,6 @@ class JobTrace:
     context: Any = None
     #: ``id(data)`` of each emitted dict -> the span of the activation that emitted it.
     producers: dict[int, SpanContext] = field(default_factory=dict)
-    #: The activations of each routine in flight, to attribute emits replayed on the driver.
-    running: dict[str, list[ActivationTrace]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -219,7 +217,6 @@ class TelemetryPlugin:
             except Exception:  # telemetry must never fail the user's activation
                 logger.opt(exception=True).error("routilux-otel could not link activation spans")
         self._activations[activation.activation_id] = traced
-        job.running.setdefault(routine_id, []).append(traced)
         return traced
 
     @hookimpl
@@ -255,11 +252,9 @@ class TelemetryPlugin:
         if traced is None or traced.routine_id != routine_id:
             # Replayed from a remote worker, emitted by async logic after its first await,
             # or from a helper thread: known only when one activation of it is in flight.
-            job = self._jobs.get(job_state.job_id)
-            in_flight = job.running.get(routine_id) if job is not None else None
-            if not in_flight or len(in_flight) != 1:
+            traced = self._only_one_in_flight(job_state.job_id, routine_id)
+            if traced is None:
                 return
-            traced = in_flight[0]
         span = traced.span
         if span is None or not span.recording:
             return
@@ -271,6 +266,21 @@ class TelemetryPlugin:
             traced.events.append(record)
         traced.job.producers[id(data)] = span.context
 
+    def _only_one_in_flight(self, job_id: str, routine_id: str) -> ActivationTrace | None:
+        """The routine's activation in flight in the job, if there is exactly one.
+
+        A scan of every activation in flight: only emits made outside a traced logic's
+        own thread come here, and no list per routine is kept up to date on every
+        activation for them.
+        """
+        found = None
+        for traced in list(self._activations.values()):
+            if traced.routine_id == routine_id and traced.job.job_state.job_id == job_id:
+                if found is not None:
+                    return None
+                found = traced
+        return found
+
     @hookimpl
     def routine_finished(
         self, job_state: Any, routine_id: str, error: Any, activation: Any
@@ -280,9 +290,6 @@ class TelemetryPlugin:
             return
         end_ns = time_ns()
         job = traced.job
-        in_flight = job.running.get(routine_id)
-        if in_flight is not None:
-            in_flight.remove(traced)
         outcome = names.OUTCOME_OK if error is None else names.OUTCOME_ERROR
         instruments = self._instruments
         if instruments is not None:
