@@ -190,14 +190,15 @@ class SdkSpanBuilder(SpanBuilder):
         parent_span: PendingSpan | None = None,
     ) -> PendingSpan:
         if parent_span is not None:
-            parent_context: SpanContext | None = parent_span.context
+            current = parent_span.context
         else:
-            parent_context = trace.get_current_span(parent).get_span_context()
+            current = trace.get_current_span(parent).get_span_context()
         if not self._enabled():  # a tracer switched off by the SDK's configurator
-            return PendingSpan(name, parent_context, None, False, start_ns)
-        if parent_context.is_valid:
-            trace_id = parent_context.trace_id
-            random_trace_id = parent_context.trace_flags.random_trace_id
+            return PendingSpan(name, current, None, False, start_ns)
+        parent_context: SpanContext | None = current
+        if current.is_valid:
+            trace_id = current.trace_id
+            random_trace_id = current.trace_flags.random_trace_id
         else:
             parent_context, trace_id = None, self._ids.generate_trace_id()
             random_trace_id = self._ids.is_trace_id_random()

@@ -172,14 +172,13 @@ class TelemetryPlugin:
         status = str(job_state.status)
         instruments = self._instruments
         if instruments is not None:
-            attributes = {names.FLOW_ID: job.flow_id, names.JOB_STATUS: status}
-            instruments.jobs_finished.add(1, attributes)
+            instruments.jobs_finished.add(1, {names.FLOW_ID: job.flow_id, names.JOB_STATUS: status})
         span = job.span
         if span is None or not span.recording:
             return
         assert job.builder is not None
         end_ns = time_ns()
-        attributes = {
+        attributes: dict[str, Any] = {
             **job.identity,
             names.JOB_ENTRY_PARAMS_SIZE: job.entry_params_size,
             names.JOB_STATUS: status,
