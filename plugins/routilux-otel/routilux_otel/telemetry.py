@@ -229,7 +229,15 @@ class TelemetryPlugin:
     def run_activation(self, activation: Any) -> Generator[None, Any, Any]:
         # In process this opens the activation's trace (no routine_started hook needed: one
         # hook call less per activation); in a worker process the driver opened it.
-        traced = self._begin(activation.job_state, activation.routine_id, activation)
+        try:
+            traced = self._begin(activation.job_state, activation.routine_id, activation)
+        except Exception:  # telemetry must never fail the user's activation: run it untraced
+            logger.opt(exception=True).error(
+                "routilux-otel could not trace routine {} of job {}",
+                activation.routine_id,
+                activation.job_state.job_id,
+            )
+            return (yield)
         if traced is None:
             carrier = activation.context.get(CONTEXT_KEY)
             tracer = self._current_tracer() if carrier is not None else None

@@ -220,6 +220,24 @@ def test_a_sampler_that_tells_siblings_apart_is_asked_for_each_span(custom_telem
     ]
 
 
+class Broken(Sampler):
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        raise RuntimeError("sampler broke")
+
+    def get_description(self) -> str:
+        return "Broken"
+
+
+def test_a_failing_sampler_leaves_activations_running_untraced(custom_telemetry) -> None:
+    sampler = ParentBased(ALWAYS_ON, local_parent_sampled=Broken())
+    telemetry = custom_telemetry({"sampler": sampler})
+    state = telemetry.runtime(thread_pool_size=2).run(
+        fan_out_join("broken-sampler"), {"n": 3}, timeout=WAIT
+    )
+    assert state.status == "completed" and state.shared_data["sum"] == 15
+    assert [span.name for span in telemetry.spans()] == ["job broken-sampler"]
+
+
 def test_an_unsampled_activation_still_runs_inside_a_valid_span_context(custom_telemetry) -> None:
     seen = {}
 
