@@ -73,8 +73,9 @@ class PendingSpan:
         self.attributes = attributes
         #: The API builder's span, started already.
         self.live = live
-        #: The sampler's answer for this span's children, when it is the same for all.
-        self.child_sampling: SamplingResult | None = None
+        #: The sampler's answer (and trace flags) for this span's children, when it is the
+        #: same for all of them.
+        self.child_sampling: tuple[SamplingResult, TraceFlags] | None = None
 
     def as_current(self) -> Context:
         """A context whose current span is this one (for the logic, or to propagate)."""
@@ -181,6 +182,21 @@ class SdkSpanBuilder(SpanBuilder):
         self._limits: SpanLimits = getattr(tracer, "_span_limits", None) or SpanLimits()
         self._enabled = getattr(tracer, "_is_enabled", lambda: True)
         self._same_for_siblings = _same_answer_for_siblings(tracer.sampler)
+        limits = self._limits
+        # True when no limit can touch the plugin's own event and link attributes (a few
+        # short values each): they are then used as they are, unchecked.
+        self._roomy = (
+            limits.max_attribute_length is None
+            and limits.max_span_attribute_length is None
+            and all(
+                count is None or count >= _FEW
+                for count in (
+                    limits.max_span_attributes,
+                    limits.max_event_attributes,
+                    limits.max_link_attributes,
+                )
+            )
+        )
 
     def start(
         self,
@@ -202,19 +218,21 @@ class SdkSpanBuilder(SpanBuilder):
         else:
             parent_context, trace_id = None, self._ids.generate_trace_id()
             random_trace_id = self._ids.is_trace_id_random()
-        result = parent_span.child_sampling if parent_span is not None else None
-        if result is None:
+        answer = parent_span.child_sampling if parent_span is not None else None
+        if answer is None:
             result = self._sampler.should_sample(parent, trace_id, name, SpanKind.INTERNAL)
+            flags = TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT
+            if random_trace_id:
+                flags |= TraceFlags.RANDOM_TRACE_ID
+            answer = (result, TraceFlags(flags))
             if parent_span is not None and self._same_for_siblings:
-                parent_span.child_sampling = result
-        flags = TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT
-        if random_trace_id:
-            flags |= TraceFlags.RANDOM_TRACE_ID
+                parent_span.child_sampling = answer
+        result, trace_flags = answer
         context = SpanContext(
             trace_id,
             self._ids.generate_span_id(),
             is_remote=False,
-            trace_flags=TraceFlags(flags),
+            trace_flags=trace_flags,
             trace_state=result.trace_state,
         )
         return PendingSpan(
@@ -236,19 +254,25 @@ class SdkSpanBuilder(SpanBuilder):
         end_ns: int,
     ) -> None:
         limits = self._limits
-        length = limits.max_attribute_length
         if span.attributes:
             attributes = {**span.attributes, **attributes}
-        span_length = limits.max_span_attribute_length
-        attributes = _bounded(attributes, limits.max_span_attributes, span_length)
-        made_events: Sequence[Event] = [
-            Event(name, _bounded(values, limits.max_event_attributes, length), timestamp)
-            for name, values, timestamp in events
-        ]
-        made_links: Sequence[Link] = [
-            Link(context, _bounded(values, limits.max_link_attributes, length))
-            for context, values in links
-        ]
+        made_events: Sequence[Event]
+        made_links: Sequence[Link]
+        if self._roomy and len(attributes) <= _FEW:
+            made_events = [Event(name, values, timestamp) for name, values, timestamp in events]
+            made_links = [Link(context, values) for context, values in links]
+        else:
+            length = limits.max_attribute_length
+            span_length = limits.max_span_attribute_length
+            attributes = _bounded(attributes, limits.max_span_attributes, span_length)
+            made_events = [
+                Event(name, _bounded(values, limits.max_event_attributes, length), timestamp)
+                for name, values, timestamp in events
+            ]
+            made_links = [
+                Link(context, _bounded(values, limits.max_link_attributes, length))
+                for context, values in links
+            ]
         self._processor.on_end(
             ReadableSpan(
                 name=span.name,
@@ -267,6 +291,9 @@ class SdkSpanBuilder(SpanBuilder):
             )
         )
 
+
+#: More attributes than any event, link or span of the plugin has (sampler's aside).
+_FEW = 16
 
 #: The SDK's samplers whose answer depends on nothing but the parent and the trace id.
 _BY_PARENT_AND_TRACE = (StaticSampler, TraceIdRatioBased)

@@ -361,6 +361,11 @@ def _producer_links(
         return None
     links = []
     for slot, items in slot_data.items():
+        if items and len(items) == 1:  # the usual slice: one item, one producer at most
+            producer = producers.get(id(items[0]))
+            if producer is not None:
+                links.append((producer, {names.SLOT: str(slot), names.LINKED_ITEMS: 1}))
+            continue
         # SpanContext is not hashable (its TraceState is not): count by span id.
         counts: dict[int, tuple[SpanContext, int]] = {}
         for item in items or ():

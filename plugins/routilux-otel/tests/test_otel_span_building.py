@@ -258,26 +258,56 @@ def test_an_unsampled_activation_still_runs_inside_a_valid_span_context(custom_t
     assert seen["context"].is_valid and not seen["context"].trace_flags.sampled
 
 
-def test_the_providers_span_limits_apply_as_to_its_own_spans(custom_telemetry) -> None:
-    class Chatty(Routine):
-        def __init__(self) -> None:
-            super().__init__()
-            self.add_slot("trigger")
-            self.add_event("item", ["i"])
+class Chatty(Routine):
+    """Emits five items in one activation."""
 
-        def logic(self, slot_data, policy_message, job_state) -> None:
-            for i in range(5):
-                self.emit("item", i=i)
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_slot("trigger")
+        self.add_event("item", ["i"])
 
-    limits = SpanLimits(max_events=2, max_attribute_length=8)
+    def logic(self, slot_data, policy_message, job_state) -> None:
+        for i in range(5):
+            self.emit("item", i=i)
+
+
+@pytest.mark.parametrize("length", [None, 8], ids=["count-limits", "count-and-length-limits"])
+def test_the_providers_span_limits_apply_as_to_its_own_spans(custom_telemetry, length) -> None:
+    limits = SpanLimits(max_events=2, max_attribute_length=length)
     telemetry = custom_telemetry({"span_limits": limits})
     flow = Flow("chatty")
     flow.add_routine(Chatty(), "chatty")
     state = telemetry.runtime(thread_pool_size=1).run(flow, {}, timeout=WAIT)
     (span,) = [span for span in telemetry.spans() if span.name == "activation chatty"]
     assert len(span.events) == 2 and span.dropped_events == 3
-    assert len(state.job_id) > 8 and span.attributes[names.JOB_ID] == state.job_id[:8]
+    assert span.events[0].timestamp <= span.events[1].timestamp
+    assert len(state.job_id) > 8
+    assert span.attributes[names.JOB_ID] == state.job_id[:length]
     assert span.attributes[names.FLOW_ID] == "chatty"
+
+
+def test_a_batch_links_once_to_each_producer_with_its_item_count(telemetry) -> None:
+    from routilux_kernel.activation_policies import batch_size
+
+    class Sink(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.add_slot("input")
+            self.set_activation_policy(batch_size(5))
+
+        def logic(self, slot_data, policy_message, job_state) -> None:
+            job_state.shared_data["got"] = len(slot_data["input"])
+
+    flow = Flow("batched")
+    flow.add_routine(Chatty(), "chatty")
+    flow.add_routine(Sink(), "sink")
+    flow.connect("chatty", "item", "sink", "input")
+    state = telemetry.runtime(thread_pool_size=1).run(flow, {}, timeout=WAIT)
+    assert state.shared_data["got"] == 5
+    spans = {span.name: span for span in telemetry.spans()}
+    (link,) = spans["activation sink"].links
+    assert link.context.span_id == spans["activation chatty"].context.span_id
+    assert dict(link.attributes) == {names.SLOT: "input", names.LINKED_ITEMS: 5}
 
 
 def test_a_tracer_that_is_not_the_sdks_gets_the_same_span_tree(custom_telemetry) -> None:
