@@ -17,10 +17,10 @@ record), next to ``Tracer.start_span`` + ``end``. The "best possible" row adds t
 to W2's own time per routed event: the most any plugin recording every span through
 this SDK could reach on this machine.
 
-Measured (three runs, each best of 3 alternating, shared 2-core machine): every span
-0.19-0.22x (+38-44 us per routed event; the version before span_building.py: 0.09-0.10x
-in the same runs); 10 % sampled 0.2-0.33x; SDK floor per activation 14-16 us against
-W2's 9.7-11 us per routed event, so at best 0.40-0.43x. The 0.6x target is missed.
+Measured (six runs, each best of 3 alternating, shared 2-core machine): every span
+0.19-0.26x (+35-44 us per routed event; the version before span_building.py: 0.09-0.10x
+in the same session); 10 % sampled 0.2-0.34x; SDK floor per activation 14-19 us against
+W2's 9.7-12.7 us per routed event, so at best 0.36-0.43x. The 0.6x target is missed.
 """
 
 from __future__ import annotations
