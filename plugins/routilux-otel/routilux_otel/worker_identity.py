@@ -41,10 +41,10 @@ def remember_worker(worker: Any) -> None:
     _identity = identity
 
 
-def carrier_for(span: trace.Span) -> dict[str, str]:
-    """The ``traceparent`` (and ``tracestate``) of ``span``, to ship with its activation."""
+def carrier_for(context: otel_context.Context) -> dict[str, str]:
+    """The ``traceparent`` (and ``tracestate``) of the current span of ``context``."""
     carrier: dict[str, str] = {}
-    PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+    PROPAGATOR.inject(carrier, context=context)
     return carrier
 
 
