@@ -20,8 +20,16 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
+from opentelemetry.sdk.trace import (
+    ConcurrentMultiSpanProcessor,
+    Event,
+    ReadableSpan,
+    SpanLimits,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+)
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import (
     ParentBased,
     ParentBasedTraceIdRatio,
@@ -89,6 +97,21 @@ def span_builder(tracer: trace.Tracer, scope: InstrumentationScope) -> SpanBuild
     if isinstance(tracer, SdkTracer):
         return SdkSpanBuilder(tracer, scope)
     return ApiSpanBuilder(tracer)
+
+
+#: The SDK's processors whose ``on_start`` does nothing.
+_START_IGNORED = (BatchSpanProcessor, SimpleSpanProcessor)
+
+
+def _ignores_start(processor: Any) -> bool:
+    """True when ``processor`` (and, for the SDK's multi-processors, each of its own) does
+    nothing in ``on_start``: not overridden, or one of the SDK's exporting processors."""
+    if isinstance(processor, SynchronousMultiSpanProcessor | ConcurrentMultiSpanProcessor):
+        inner = getattr(processor, "_span_processors", None)  # private: unknown means no
+        return isinstance(inner, tuple | list) and all(_ignores_start(p) for p in inner)
+    if isinstance(processor, _START_IGNORED):
+        return type(processor).on_start in (cls.on_start for cls in _START_IGNORED)
+    return type(processor).on_start is SpanProcessor.on_start
 
 
 class SpanBuilder:
@@ -167,8 +190,9 @@ class SdkSpanBuilder(SpanBuilder):
 
     The sampler, id generator, resource and span processor are the tracer's; the span
     limits are applied as the SDK's span applies them. Processors get ``on_end`` only:
-    their ``on_start`` would need the SDK's writable span, which only its tracer makes
-    (the batch and simple processors do nothing in ``on_start``).
+    their ``on_start`` would need the SDK's writable span, which only its tracer makes, so
+    spans go through the SDK's own tracer (:class:`ApiSpanBuilder`) while any processor
+    does something in ``on_start`` (a baggage processor adding attributes, say).
     """
 
     def __init__(self, tracer: SdkTracer, scope: InstrumentationScope) -> None:
@@ -182,6 +206,10 @@ class SdkSpanBuilder(SpanBuilder):
         self._limits: SpanLimits = getattr(tracer, "_span_limits", None) or SpanLimits()
         self._enabled = getattr(tracer, "_is_enabled", lambda: True)
         self._same_for_siblings = _same_answer_for_siblings(tracer.sampler)
+        #: For spans while a processor wants ``on_start``: the SDK's own spans.
+        self._api = ApiSpanBuilder(tracer)
+        self._checked_processors: object = _UNCHECKED
+        self._start_ignored = False
         limits = self._limits
         # True when no limit can touch the plugin's own event and link attributes (a few
         # short values each): they are then used as they are, unchecked.
@@ -205,6 +233,8 @@ class SdkSpanBuilder(SpanBuilder):
         start_ns: int,
         parent_span: PendingSpan | None = None,
     ) -> PendingSpan:
+        if not self._processors_ignore_start():
+            return self._api.start(name, parent, start_ns, parent_span)
         if parent_span is not None:
             current = parent_span.context
         else:
@@ -253,6 +283,9 @@ class SdkSpanBuilder(SpanBuilder):
         status: Status,
         end_ns: int,
     ) -> None:
+        if span.live is not None:  # started while a processor wanted on_start
+            self._api.end(span, attributes, events, links, status, end_ns)
+            return
         limits = self._limits
         if span.attributes:
             attributes = {**span.attributes, **attributes}
@@ -291,6 +324,17 @@ class SdkSpanBuilder(SpanBuilder):
             )
         )
 
+    def _processors_ignore_start(self) -> bool:
+        """Whether no span processor of the provider does anything in ``on_start``; checked
+        again whenever a processor was added (the SDK then replaces its tuple of them)."""
+        processors = getattr(self._processor, "_span_processors", None)
+        if processors is not self._checked_processors:
+            self._checked_processors = processors
+            self._start_ignored = _ignores_start(self._processor)
+        return self._start_ignored
+
+
+_UNCHECKED = object()
 
 #: More attributes than any event, link or span of the plugin has (sampler's aside).
 _FEW = 16

@@ -358,3 +358,36 @@ def test_concurrent_jobs_in_threads_never_share_a_span_id(telemetry) -> None:
     spans = telemetry.spans()
     assert len(spans) == 4 * 6
     assert len({span.context.span_id for span in spans}) == len(spans)
+
+
+def test_a_processor_that_acts_when_a_span_starts_sees_every_span_start():
+    # A processor that stamps attributes in on_start (as baggage processors do) must get
+    # the SDK's own writable spans, also when it is added after the plugin was set up.
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class Stamp(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            span.set_attribute("stamped", True)
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    telemetry = Telemetry(
+        exporter, InMemoryMetricReader(), TelemetryPlugin(provider, meter_provider)
+    )
+    runtime = telemetry.runtime(thread_pool_size=2)
+    runtime.run(fan_out_join("before"), {"n": 1}, timeout=WAIT)
+    before = telemetry.spans()
+    provider.add_span_processor(Stamp())
+    exporter.clear()
+    runtime.run(fan_out_join("after"), {"n": 1}, timeout=WAIT)
+    after = telemetry.spans()
+
+    assert len(before) == len(after) == 6  # the job, source, left twice, right, join
+    assert not any("stamped" in span.attributes for span in before)
+    assert all(span.attributes.get("stamped") is True for span in after)
+    assert sorted(s.name.replace("after", "before") for s in after) == sorted(
+        s.name for s in before
+    )
+    runtime.shutdown(wait=True)
