@@ -16,11 +16,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from typing import Any
 
 from routilux_kernel.core.errors import ExecutorError
 from routilux_kernel.core.lazy_logger import logger
+from routilux_kernel.executors.process.callbacks import CallbackThreads
 from routilux_kernel.executors.process.forked import WorkerTemplate
 from routilux_kernel.executors.process.handles import Task, WorkerHandle
 from routilux_kernel.executors.process.starting import WorkerStarts, spawn_worker
@@ -50,7 +51,7 @@ class PoolDispatcher:
         self._closing = False
         self._forced = False
         self._dispatcher: threading.Thread | None = None
-        self._completions: ThreadPoolExecutor | None = None
+        self._completions: CallbackThreads | None = None
         self._wake_read = self._wake_write = -1
         #: Forks the workers; None where forking is not supported (workers then start fresh).
         self._template: WorkerTemplate | None = None

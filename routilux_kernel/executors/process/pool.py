@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from routilux_kernel.core.errors import ExecutorError
 from routilux_kernel.executors.contract import Executor, ExecutorCapabilities
 from routilux_kernel.executors.pickling import dumps_call, require_cloudpickle
+from routilux_kernel.executors.process.callbacks import CallbackThreads
 from routilux_kernel.executors.process.dispatcher import PoolDispatcher
 from routilux_kernel.executors.process.forked import WorkerTemplate, forking_supported
 from routilux_kernel.executors.process.handles import Task
@@ -67,9 +68,7 @@ class ProcessExecutor(PoolDispatcher, Executor):
             # dispatcher thread, which must keep reading pipes.
             # Each worker may hold one thread applying its streamed effects (maybe blocked
             # on a full slot) while the outcome of its previous task is applied on another.
-            self._completions = ThreadPoolExecutor(
-                2 * self._max_workers + 2, thread_name_prefix="routilux-process-done"
-            )
+            self._completions = CallbackThreads(2 * self._max_workers + 2, "routilux-process-done")
             self._dispatcher = threading.Thread(
                 target=self._dispatch_loop, name="routilux-process-dispatcher", daemon=True
             )
