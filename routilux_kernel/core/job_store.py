@@ -85,6 +85,9 @@ class NewJob:
     created_at: float
     owner: ProcessIdentity
     status: str = "running"
+    #: The id was made for this job just now: no older job of that id can be stored, so a
+    #: store may skip replacing one. False for a resumed JobState (its id is reused).
+    fresh: bool = False
 
 
 @dataclass(slots=True)
