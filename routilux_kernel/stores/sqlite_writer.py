@@ -348,6 +348,14 @@ def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> list
 def _packed(commit: ActivationCommit) -> str:
     """An activation as an element of ``first_activations``: the columns of its row, in
     ``ACTIVATION_COLUMNS`` order, as one JSON array (its effects spliced in as they are)."""
+    started, finished = commit.started_at, commit.finished_at
+    if commit.error is None and type(started) is float and type(finished) is float:
+        # The common case, by hand: float repr is JSON (a timestamp is never NaN or inf)
+        return (
+            f"[{commit.number},{json_string(commit.routine_id)},{started!r},{finished!r},"
+            f"{json_string(commit.outcome)},{commit.attempt},null,null,{commit.consumed!r},"
+            f"{commit.effects}]"
+        )
     head = lenient_json(
         (
             commit.number,
