@@ -272,18 +272,19 @@ class JobCheckpoints:
             record = ExecutionRecord(
                 recorder.routine_id, FAILED, recorder.started_at, time.time(), attempt
             )
+        # Positional: keywords double the cost of this once-per-activation object.
         recorder.commit = ActivationCommit(
-            job_id=self.job_state.job_id,
-            number=recorder.number,
-            routine_id=record.routine_id,
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-            outcome=record.outcome,
-            attempt=record.attempt,
-            consumed=recorder.consumed,
-            effects="[" + ",".join(recorder.ops) + "]",
-            error=None if error is None else f"{type(error).__name__}: {error}",
-            traceback=None if error is None else _traceback_text(error),
+            self.job_state.job_id,
+            recorder.number,
+            record.routine_id,
+            record.started_at,
+            record.finished_at,
+            record.outcome,
+            record.attempt,
+            recorder.consumed,
+            "[" + ",".join(recorder.ops) + "]",
+            None if error is None else f"{type(error).__name__}: {error}",
+            None if error is None else _traceback_text(error),
         )
         with self._lock:
             for number in recorder.consumed:
