@@ -129,8 +129,12 @@ def test_each_activation_row_repeats_the_jobs_execution_record(tmp_path, make_ru
     assert rows == history[1:]  # the retried attempt is part of its activation's row
     assert stored.activations[1]["error"] == "ValueError: never"
     # jobs show gives the whole history, the retried attempt included
-    shown = job_details(runtime.store, stored)["execution_history"]
-    assert [tuple(entry[key] for key in keys) for entry in shown] == history
+    shown = job_details(runtime.store, stored)
+    assert [tuple(entry[key] for key in keys) for entry in shown["execution_history"]] == history
+    # a job with errors and history events keeps them: shown as the job itself has them
+    snapshot = state.to_dict()
+    assert snapshot["errors"] and snapshot["history"]
+    assert {key: shown[key] for key in snapshot} == snapshot
 
 
 def test_a_clean_jobs_history_is_kept_once_as_its_rows_and_shown_whole(tmp_path, make_runtime):
@@ -138,10 +142,12 @@ def test_a_clean_jobs_history_is_kept_once_as_its_rows_and_shown_whole(tmp_path,
     state = runtime.run(chain(), {"n": 1}, timeout=WAIT)
     runtime.store.flush()
     stored = runtime.store.load_job(state.job_id)
-    assert stored is not None and "execution_history" not in stored.final_state
+    # what the job's row says, and keys holding their clean-job defaults, are not repeated
+    assert stored is not None
+    assert set(stored.final_state) == {"routine_states", "shared_data", "shared_log"}
     shown = job_details(runtime.store, stored)
     assert shown["execution_history"] == [r.to_dict() for r in state.execution_history]
-    assert shown["routine_states"] == state.to_dict()["routine_states"]
+    assert {key: shown[key] for key in state.to_dict()} == state.to_dict()
     timestamps = ("created_at", "started_at", "finished_at")
     assert [shown[key] for key in timestamps] == [getattr(state, key) for key in timestamps]
 

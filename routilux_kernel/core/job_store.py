@@ -114,11 +114,24 @@ class ActivationCommit:
     traceback: str | None = None
 
 
+#: Keys of ``JobState.to_dict`` a stored final state leaves out while they hold these values
+#: (a job that ended cleanly); a reader puts them back (``jobs show``).
+FINAL_STATE_DEFAULTS: dict[str, Any] = {
+    "error": None,
+    "error_routine_id": None,
+    "errors": [],
+    "unconsumed": {},
+    "skipped_routines": [],
+    "history": [],
+}
+
+
 @dataclass(slots=True)
 class JobUpdate:
     """A job's status changed; ``final_state`` is ``JobState.to_dict`` as JSON once it ended,
-    less its timestamps (the fields here) and, when the job had no error, its
-    ``execution_history`` (its activation rows are it)."""
+    less what the job's row holds (its id, flow id, status and timestamps), the keys of
+    :data:`FINAL_STATE_DEFAULTS` that hold their default and, when the job had no error,
+    its ``execution_history`` (its activation rows are it)."""
 
     job_id: str
     status: str
