@@ -129,7 +129,7 @@ FINAL_STATE_DEFAULTS: dict[str, Any] = {
 @dataclass(slots=True)
 class JobUpdate:
     """A job's status changed; ``final_state`` is ``JobState.to_dict`` as JSON once it ended,
-    less what the job's row holds (its id, flow id, status and timestamps), the keys of
+    less its timestamps (the fields here), the keys of
     :data:`FINAL_STATE_DEFAULTS` that hold their default and, when the job had no error,
     its ``execution_history`` (its activation rows are it)."""
 

@@ -320,9 +320,9 @@ class JobCheckpoints:
 
     def _final_state(self) -> dict[str, Any]:
         """``JobState.to_dict`` less what the job's row and activation rows hold already:
-        its id, flow, status and timestamps (columns; floats cost the most to write as
-        text), the keys that hold their value of a job that ended cleanly and, usually, its
-        execution history. ``jobs show`` puts them all back."""
+        its timestamps (columns; floats cost the most to write as text) and, usually, its
+        execution history; and less the keys that hold their value of a job that ended
+        cleanly. ``jobs show`` puts them all back."""
         final = self.job_state.to_dict(self._history_is_not_rows())
         for key in _JOB_COLUMNS:
             del final[key]
@@ -372,7 +372,7 @@ class JobCheckpoints:
 
 
 #: Keys of ``JobState.to_dict`` that the job's row keeps in columns of its own.
-_JOB_COLUMNS = ("job_id", "flow_id", "status", "created_at", "started_at", "finished_at")
+_JOB_COLUMNS = ("created_at", "started_at", "finished_at")
 
 
 def _traceback_text(error: BaseException) -> str:
