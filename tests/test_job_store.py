@@ -129,8 +129,12 @@ def test_each_activation_row_repeats_the_jobs_execution_record(tmp_path, make_ru
     assert rows == history[1:]  # the retried attempt is part of its activation's row
     assert stored.activations[1]["error"] == "ValueError: never"
     # jobs show gives the whole history, the retried attempt included
-    shown = job_details(runtime.store, stored)["execution_history"]
-    assert [tuple(entry[key] for key in keys) for entry in shown] == history
+    shown = job_details(runtime.store, stored)
+    assert [tuple(entry[key] for key in keys) for entry in shown["execution_history"]] == history
+    # a job with errors and history events keeps them: shown as the job itself has them
+    snapshot = state.to_dict()
+    assert snapshot["errors"] and snapshot["history"]
+    assert {key: shown[key] for key in snapshot} == snapshot
 
 
 def test_a_clean_jobs_history_is_kept_once_as_its_rows_and_shown_whole(tmp_path, make_runtime):
@@ -138,10 +142,13 @@ def test_a_clean_jobs_history_is_kept_once_as_its_rows_and_shown_whole(tmp_path,
     state = runtime.run(chain(), {"n": 1}, timeout=WAIT)
     runtime.store.flush()
     stored = runtime.store.load_job(state.job_id)
-    assert stored is not None and "execution_history" not in stored.final_state
+    # the timestamps (columns) and keys holding their clean-job defaults are not repeated
+    assert stored is not None
+    kept = {"job_id", "flow_id", "status", "routine_states", "shared_data", "shared_log"}
+    assert set(stored.final_state) == kept
     shown = job_details(runtime.store, stored)
     assert shown["execution_history"] == [r.to_dict() for r in state.execution_history]
-    assert shown["routine_states"] == state.to_dict()["routine_states"]
+    assert {key: shown[key] for key in state.to_dict()} == state.to_dict()
     timestamps = ("created_at", "started_at", "finished_at")
     assert [shown[key] for key in timestamps] == [getattr(state, key) for key in timestamps]
 
@@ -168,18 +175,17 @@ def test_a_commit_lands_within_the_promised_delay_without_a_flush(tmp_path, make
     runtime = make_runtime(store=f"sqlite:///{path}")
     runtime.store.open_for_writing()
     state = runtime.exec(flow, {"n": 1})
-    reader = sqlite3.connect(path)
-    try:
-        deadline = time.monotonic() + WAIT
-        while not reader.execute(
-            "SELECT count(*) FROM activations WHERE job_id = ? AND routine_id = 'a'",
-            (state.job_id,),
-        ).fetchone()[0]:
-            assert time.monotonic() < deadline
-            time.sleep(0.002)
-        seen = time.monotonic()
-    finally:
-        reader.close()
+    reader = SqliteJobStore(f"sqlite:///{path}")  # its reads use connections of their own
+
+    def a_is_stored() -> bool:
+        stored = reader.load_job(state.job_id)
+        return stored is not None and any(a["routine_id"] == "a" for a in stored.activations)
+
+    deadline = time.monotonic() + WAIT
+    while not a_is_stored():
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    seen = time.monotonic()
     assert seen - returned[0] < MAX_COMMIT_DELAY
     gate.set()
     assert state.wait(WAIT) and state.status == "completed"
@@ -276,7 +282,7 @@ def _store_with_version(path: Path, version: int) -> bytes:
 def test_a_store_of_a_newer_schema_is_refused_and_left_untouched(tmp_path):
     path = tmp_path / "runs.db"
     before = _store_with_version(path, 99)
-    with pytest.raises(JobStoreError, match=r"schema version 99, newer than .* understands \(3\)"):
+    with pytest.raises(JobStoreError, match=r"schema version 99, newer than .* understands \(4\)"):
         Runtime(store=f"sqlite:///{path}").exec(chain(), {"n": 1})
     assert path.read_bytes() == before
 
@@ -326,6 +332,91 @@ def test_an_older_schema_is_migrated(tmp_path):
     assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     indexes = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert {"jobs_by_flow", "jobs_by_finish", "jobs_by_created"} <= indexes
+
+
+def test_a_version_3_store_keeps_its_activation_rows_next_to_the_new_jobs(tmp_path):
+    # Up to version 3 every activation was a row of its own; from 4 those committed with
+    # their job's row ride in it. A migrated file reads both, in commit order.
+    from routilux_kernel.stores.sqlite_schema import MIGRATIONS
+
+    path = tmp_path / "runs.db"
+    connection = sqlite3.connect(path)
+    for statements in MIGRATIONS[:3]:
+        for statement in statements:
+            connection.execute(statement)
+    connection.execute(
+        "INSERT INTO jobs (job_id, flow_id, status, created_at, finished_at, entry_items, "
+        "final_state) VALUES ('old', 'chain3', 'completed', 1.0, 2.0, ?, ?)",
+        ('[[1, "a", "trigger", 3]]', '{"shared_data": {"a": 3}}'),
+    )
+    for number, routine_id in ((1, "a"), (2, "b")):
+        connection.execute(
+            "INSERT INTO activations (job_id, number, routine_id, started_at, finished_at, "
+            "outcome, attempt, consumed, effects) VALUES "
+            "('old', ?, ?, 1.5, 1.6, 'completed', 0, ?, '[]')",
+            (number, routine_id, f"[{number}]"),
+        )
+    connection.execute("PRAGMA user_version = 3")
+    connection.commit()
+    connection.close()
+    with Runtime(store=f"sqlite:///{path}") as runtime:
+        new = runtime.run(chain(), {"n": 1}, timeout=WAIT)
+        runtime.store.flush()
+        old = runtime.store.load_job("old")
+        assert old is not None
+        assert [(a["routine_id"], a["consumed"]) for a in old.activations] == [
+            ("a", [1]),
+            ("b", [2]),
+        ]
+        stored = runtime.store.load_job(new.job_id)
+        assert stored is not None
+        assert [a["routine_id"] for a in stored.activations] == ["a", "b", "c"]
+        counts = {job["job_id"]: job["activations"] for job in runtime.store.list_jobs()}
+        assert counts == {"old": 2, new.job_id: 3}
+    connection = sqlite3.connect(path)
+    assert connection.execute(
+        "SELECT job_id, count(*) FROM all_activations GROUP BY job_id ORDER BY job_id = 'old'"
+    ).fetchall() == [(new.job_id, 3), ("old", 2)]
+    connection.close()
+
+
+def test_a_job_whose_activations_span_transactions_reads_them_in_commit_order(
+    tmp_path, make_runtime, gates
+):
+    # a is committed with the job's row; b waits at a gate until that is on disk, so b and
+    # c are committed later, as rows of their own.
+    gate = gates.new()
+    flow = chain()
+    second = flow.routines["b"]
+    plain_logic = second.logic
+
+    def held_logic(data: Any, message: Any, job_state: Any) -> None:
+        assert gate.wait(WAIT)
+        plain_logic(data, message, job_state)
+
+    second.set_logic(held_logic)
+    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    state = runtime.exec(flow, {"n": 1})
+    deadline = time.monotonic() + WAIT
+    first = runtime.store.load_job(state.job_id)
+    while first is None or not first.activations:
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+        first = runtime.store.load_job(state.job_id)
+    assert [a["routine_id"] for a in first.activations] == ["a"]
+    gate.set()
+    assert state.wait(WAIT) and state.status == "completed"
+    runtime.store.flush()
+    stored = runtime.store.load_job(state.job_id)
+    assert stored is not None
+    assert [(a["routine_id"], a["consumed"]) for a in stored.activations] == [
+        ("a", [1]),
+        ("b", [2]),
+        ("c", [3]),
+    ]
+    routed = [e[:4] for e in stored.activations[0]["effects"] if e[0] == "item"]
+    assert routed == [["item", 2, "b", "trigger"]]
+    assert runtime.store.list_jobs()[0]["activations"] == 3
 
 
 def test_a_failed_write_fails_the_job_and_keeps_what_was_committed(tmp_path, make_runtime, gates):

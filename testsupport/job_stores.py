@@ -56,7 +56,8 @@ class StoreTables:
 
     def rows(self, query: str) -> list[tuple]:
         if self.kind == "sqlite":
-            return self._sqlite(query.format(jobs="jobs", activations="activations"))
+            # all_activations: also those kept in their job's row (sqlite_schema, version 4)
+            return self._sqlite(query.format(jobs="jobs", activations="all_activations"))
         return self._postgres(
             query.format(jobs="routilux_jobs", activations="routilux_activations")
         )

@@ -7,6 +7,7 @@ Every sub-command takes ``--store URL``; without it the store is the one ``run``
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import sys
@@ -16,7 +17,12 @@ from typing import Any
 from routilux_kernel.cli.flow_arguments import EXIT_JOB_FAILED, EXIT_OK, CommandInputError
 from routilux_kernel.core.flow import Flow
 from routilux_kernel.core.job_state import ExecutionStatus
-from routilux_kernel.core.job_store import JobStore, JobStoreError, StoredJob
+from routilux_kernel.core.job_store import (
+    FINAL_STATE_DEFAULTS,
+    JobStore,
+    JobStoreError,
+    StoredJob,
+)
 from routilux_kernel.engine.recovery import replay
 from routilux_kernel.engine.runtime import Runtime
 from routilux_kernel.engine.store_choice import CLI_DEFAULT_STORE, configured_store_url, open_store
@@ -69,11 +75,18 @@ _RECORD_KEYS = ("routine_id", "outcome", "started_at", "finished_at", "attempt")
 def job_details(store: JobStore, stored: StoredJob) -> dict[str, Any]:
     """``JobState.to_dict`` shape (from the final state, or replayed) plus what was stored."""
     if stored.final_state is not None:
-        details = dict(stored.final_state)
-        # kept in the job's columns, not in its final state (see engine/checkpoints.py)
-        details.setdefault("created_at", stored.created_at)
-        details.setdefault("started_at", stored.started_at)
-        details.setdefault("finished_at", stored.finished_at)
+        # kept in the job's columns, or left out while they held their default (see
+        # FINAL_STATE_DEFAULTS); a final state stored before that has them all
+        details = {
+            "job_id": stored.job_id,
+            "flow_id": stored.flow_id,
+            "status": stored.status,
+            "created_at": stored.created_at,
+            "started_at": stored.started_at,
+            "finished_at": stored.finished_at,
+            **copy.deepcopy(FINAL_STATE_DEFAULTS),
+            **stored.final_state,
+        }
     else:
         replayed = replay(stored, store.codec)
         unconsumed: dict[str, dict[str, list[Any]]] = {}

@@ -38,14 +38,18 @@ class RecordingSharedData(dict[str, Any]):
     """``JobState.shared_data`` of a job on a durable store: top-level writes are recorded."""
 
     __slots__ = ("job_state",)
+    job_state: Any
 
-    def __init__(self, job_state: Any, initial: dict[str, Any]) -> None:
-        super().__init__(initial)
-        self.job_state = job_state
+    @classmethod
+    def of(cls, job_state: Any, initial: dict[str, Any]) -> RecordingSharedData:
+        # dict's own __init__ copies: one per job, no Python-level __init__ around it
+        shared = cls(initial)
+        shared.job_state = job_state
+        return shared
 
     def __setitem__(self, key: str, value: Any) -> None:
-        recorder = recorder_for(self.job_state)
-        if recorder is not None:
+        recorder = current_recorder.get()  # recorder_for, inlined: the most common write
+        if recorder is not None and recorder.job_state is self.job_state:
             recorder.record("set", key, value)
         super().__setitem__(key, value)
 
@@ -86,10 +90,13 @@ class RecordingSharedLog(list[Any]):
     """``JobState.shared_log`` of a job on a durable store: appends are recorded."""
 
     __slots__ = ("job_state",)
+    job_state: Any
 
-    def __init__(self, job_state: Any, initial: list[Any]) -> None:
-        super().__init__(initial)
-        self.job_state = job_state
+    @classmethod
+    def of(cls, job_state: Any, initial: list[Any]) -> RecordingSharedLog:
+        log = cls(initial)
+        log.job_state = job_state
+        return log
 
     def append(self, value: Any) -> None:
         recorder = recorder_for(self.job_state)

@@ -85,6 +85,9 @@ class NewJob:
     created_at: float
     owner: ProcessIdentity
     status: str = "running"
+    #: The id was made for this job just now: no older job of that id can be stored, so a
+    #: store may skip replacing one. False for a resumed JobState (its id is reused).
+    fresh: bool = False
 
 
 @dataclass(slots=True)
@@ -111,11 +114,24 @@ class ActivationCommit:
     traceback: str | None = None
 
 
+#: Keys of ``JobState.to_dict`` a stored final state leaves out while they hold these values
+#: (a job that ended cleanly); a reader puts them back (``jobs show``).
+FINAL_STATE_DEFAULTS: dict[str, Any] = {
+    "error": None,
+    "error_routine_id": None,
+    "errors": [],
+    "unconsumed": {},
+    "skipped_routines": [],
+    "history": [],
+}
+
+
 @dataclass(slots=True)
 class JobUpdate:
     """A job's status changed; ``final_state`` is ``JobState.to_dict`` as JSON once it ended,
-    less its timestamps (the fields here) and, when the job had no error, its
-    ``execution_history`` (its activation rows are it)."""
+    less its timestamps (the fields here), the keys of
+    :data:`FINAL_STATE_DEFAULTS` that hold their default and, when the job had no error,
+    its ``execution_history`` (its activation rows are it)."""
 
     job_id: str
     status: str

@@ -18,10 +18,25 @@ _SEPARATORS = (",", ":")
 
 
 def _encoder(default: Callable[[Any], Any], allow_nan: bool) -> Callable[[Any], str]:
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without CPython's C accelerator
+    encode_chunks = _chunk_encoder(default, allow_nan)
+    if encode_chunks is None:  # an interpreter without CPython's C accelerator
         return json.JSONEncoder(default=default, allow_nan=allow_nan, separators=_SEPARATORS).encode
-    encode_chunks = make(
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):  # the C encoder takes containers and scalars, not str
+            return json.encoder.encode_basestring_ascii(value)
+        return "".join(encode_chunks(value, 0))
+
+    return encode
+
+
+def _chunk_encoder(
+    default: Callable[[Any], Any], allow_nan: bool
+) -> Callable[[Any, int], list[str]] | None:
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    return make(
         None,  # no markers: see the module docstring
         default,
         json.encoder.encode_basestring_ascii,
@@ -33,13 +48,6 @@ def _encoder(default: Callable[[Any], Any], allow_nan: bool) -> Callable[[Any], 
         allow_nan,
     )
 
-    def encode(value: Any) -> str:
-        if isinstance(value, str):  # the C encoder takes containers and scalars, not str
-            return json.encoder.encode_basestring_ascii(value)
-        return "".join(encode_chunks(value, 0))
-
-    return encode
-
 
 def _refuse(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
@@ -49,3 +57,10 @@ def _refuse(value: Any) -> Any:
 strict_json: Callable[[Any], str] = _encoder(_refuse, allow_nan=False)
 #: JSON for a record meant to be read back by people: what JSON cannot hold becomes its repr.
 lenient_json: Callable[[Any], str] = _encoder(repr, allow_nan=True)
+#: The C encoder behind ``strict_json`` (None without CPython's accelerator): for a dict or
+#: list, ``"".join(strict_chunks(value, 0))`` is ``strict_json(value)`` minus a call layer.
+strict_chunks = _chunk_encoder(_refuse, allow_nan=False)
+#: The same behind ``lenient_json``.
+lenient_chunks = _chunk_encoder(repr, allow_nan=True)
+#: JSON text of a str (a routine id, slot name or key): one C call, no encoder around it.
+json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii

@@ -25,13 +25,14 @@ from routilux_kernel.core.effect_recording import (
 )
 from routilux_kernel.core.execution_record import FAILED, ExecutionRecord
 from routilux_kernel.core.job_store import (
+    FINAL_STATE_DEFAULTS,
     ActivationCommit,
     JobStore,
     JobUpdate,
     NewJob,
     ProcessIdentity,
 )
-from routilux_kernel.core.json_text import lenient_json, strict_json
+from routilux_kernel.core.json_text import json_string, lenient_json, strict_json
 
 if TYPE_CHECKING:
     from routilux_kernel.core.flow import Flow
@@ -92,23 +93,29 @@ class ActivationRecorder:
 
     def record(self, kind: str, *args: Any) -> None:
         encode = self.checkpoints.store.codec.encode
-        where = f"routine {self.routine_id!r} of job {self.job_state.job_id}"
         if kind == "state":
             routine_id, updates = args
-            text = encode(updates, f"{where}: update_routine_state({routine_id!r}, ...)")
-            self.ops.append(f'["state",{strict_json(routine_id)},{text}]')
+            text = encode(
+                updates, lambda: f"{self._who()}: update_routine_state({routine_id!r}, ...)"
+            )
+            self.ops.append(f'["state",{json_string(routine_id)},{text}]')
         elif kind == "set":
             key, value = args
-            text = encode(value, f"{where}: shared_data[{key!r}]")
-            self.ops.append(f'["set",{strict_json(key)},{text}]')
+            text = encode(value, lambda: f"{self._who()}: shared_data[{key!r}]")
+            name = json_string(key) if type(key) is str else strict_json(key)
+            self.ops.append(f'["set",{name},{text}]')
         elif kind == "delete":
             self.ops.append(f'["delete",{strict_json(args[0])}]')
         elif kind == "clear":
             self.ops.append('["clear"]')
         elif kind == "skip":
-            self.ops.append(f'["skip",{strict_json(args[0])}]')
+            self.ops.append(f'["skip",{json_string(args[0])}]')
         elif kind == "append":
-            self.ops.append(f'["append",{encode(args[0], f"{where}: shared_log.append")}]')
+            text = encode(args[0], lambda: f"{self._who()}: shared_log.append")
+            self.ops.append(f'["append",{text}]')
+
+    def _who(self) -> str:
+        return f"routine {self.routine_id!r} of job {self.job_state.job_id}"
 
 
 class JobCheckpoints:
@@ -146,8 +153,8 @@ class JobCheckpoints:
         self._producers: dict[int, ActivationRecorder] = {}  # until the producer is handed over
         self._rows_of_records = 0  # activation rows made from an execution record
         self._lock = threading.Lock()
-        job_state.shared_data = RecordingSharedData(job_state, job_state.shared_data)
-        job_state.shared_log = RecordingSharedLog(job_state, job_state.shared_log)
+        job_state.shared_data = RecordingSharedData.of(job_state, job_state.shared_data)
+        job_state.shared_log = RecordingSharedLog.of(job_state, job_state.shared_log)
 
     # -- creation --------------------------------------------------------------------------
 
@@ -157,20 +164,24 @@ class JobCheckpoints:
         entries: list[tuple[str, str]],
         params: dict[str, Any],
         owner: ProcessIdentity,
+        fresh: bool = False,
     ) -> None:
-        """Number the data ``start`` will deliver and store the job before it starts."""
+        """Number the data ``start`` will deliver and store the job before it starts;
+        ``fresh``: the job's id was made for it just now (not a resumed JobState's)."""
         state = self.job_state
         encode = self.store.codec.encode
         items: list[tuple[int, str, str, str]] = []
-        for routine_id, slots in state.unconsumed.items():
-            for slot, values in slots.items():
-                for value in values:
-                    where = f"job {state.job_id}: data left in {routine_id}.{slot}"
-                    items.append(
-                        (self._number(routine_id, slot), routine_id, slot, encode(value, where))
-                    )
+        if state.unconsumed:  # a resumed JobState's data, delivered first
+            for routine_id, slots in state.unconsumed.items():
+                for slot, values in slots.items():
+                    for value in values:
+                        where = f"job {state.job_id}: data left in {routine_id}.{slot}"
+                        number = self._number(routine_id, slot)
+                        items.append((number, routine_id, slot, encode(value, where)))
         if entries:
-            text = encode(params, f"job {state.job_id} of flow {flow.flow_id!r}: entry_params")
+            text = encode(
+                params, lambda: f"job {state.job_id} of flow {flow.flow_id!r}: entry_params"
+            )
             for routine_id, slot in entries:
                 items.append((self._number(routine_id, slot), routine_id, slot, text))
         self.store.job_created(
@@ -182,6 +193,7 @@ class JobCheckpoints:
                 entry_items=items,
                 created_at=state.created_at,
                 owner=owner,
+                fresh=fresh,
             )
         )
 
@@ -198,35 +210,39 @@ class JobCheckpoints:
 
     def delivered(self, routine_id: str, slot: str) -> None:
         """``start`` put an already numbered item in a queue (job lock held)."""
-        self._queue_of(routine_id, slot).append(self._renumber[(routine_id, slot)].popleft())
-
-    def _queue_of(self, routine_id: str, slot: str) -> deque[int]:
-        queue = self._queued.get((routine_id, slot))
-        if queue is None:  # not setdefault: that would build a deque per call
-            queue = self._queued[(routine_id, slot)] = deque()
-        return queue
+        key = (routine_id, slot)
+        queue = self._queued.get(key)
+        if queue is None:
+            queue = self._queued[key] = deque()
+        queue.append(self._renumber[key].popleft())
 
     def encode_emit(self, routine_id: str, event: str, data: dict[str, Any]) -> str:
         """Encode an emit before anything of it is delivered: a bad value refuses it whole."""
-        where = f"routine {routine_id!r} of job {self.job_state.job_id}: emit({event!r})"
-        return self.store.codec.encode(data, where)
+        return self.store.codec.encode(
+            data, lambda: f"routine {routine_id!r} of job {self.job_state.job_id}: emit({event!r})"
+        )
 
     def routed(self, routine_id: str, slot: str, text: str) -> None:
         """An emit put an item in a queue (job lock held); the emitting activation owns it."""
         number = self._next_item
         self._next_item += 1
-        self._queue_of(routine_id, slot).append(number)
+        key = (routine_id, slot)
+        queue = self._queued.get(key)  # not setdefault: that would build a deque per call
+        if queue is None:
+            queue = self._queued[key] = deque()
+        queue.append(number)
         recorder = current_recorder.get()
         if isinstance(recorder, ActivationRecorder) and recorder.checkpoints is self:
             recorder.ops.append(
-                f'["item",{number},{strict_json(routine_id)},{strict_json(slot)},{text}]'
+                f'["item",{number},{json_string(routine_id)},{json_string(slot)},{text}]'
             )
             if recorder.produced:
                 recorder.produced.append(number)
             else:
                 recorder.produced = [number]
-            with self._lock:
-                self._producers[number] = recorder
+            # No self._lock: one dict store is atomic, and the consumers of this item are
+            # made under the job lock this caller holds, so they see it.
+            self._producers[number] = recorder
 
     def activation_made(self, run: RoutineRun) -> ActivationRecorder:
         """A policy took items from the front of the queues (job lock held): name them."""
@@ -257,18 +273,19 @@ class JobCheckpoints:
             record = ExecutionRecord(
                 recorder.routine_id, FAILED, recorder.started_at, time.time(), attempt
             )
+        # Positional: keywords double the cost of this once-per-activation object.
         recorder.commit = ActivationCommit(
-            job_id=self.job_state.job_id,
-            number=recorder.number,
-            routine_id=record.routine_id,
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-            outcome=record.outcome,
-            attempt=record.attempt,
-            consumed=recorder.consumed,
-            effects="[" + ",".join(recorder.ops) + "]",
-            error=None if error is None else f"{type(error).__name__}: {error}",
-            traceback=None if error is None else _traceback_text(error),
+            self.job_state.job_id,
+            recorder.number,
+            record.routine_id,
+            record.started_at,
+            record.finished_at,
+            record.outcome,
+            record.attempt,
+            recorder.consumed,
+            "[" + ",".join(recorder.ops) + "]",
+            None if error is None else f"{type(error).__name__}: {error}",
+            None if error is None else _traceback_text(error),
         )
         with self._lock:
             for number in recorder.consumed:
@@ -304,10 +321,14 @@ class JobCheckpoints:
     def _final_state(self) -> dict[str, Any]:
         """``JobState.to_dict`` less what the job's row and activation rows hold already:
         its timestamps (columns; floats cost the most to write as text) and, usually, its
-        execution history."""
+        execution history; and less the keys that hold their value of a job that ended
+        cleanly. ``jobs show`` puts them all back."""
         final = self.job_state.to_dict(self._history_is_not_rows())
         for key in _JOB_COLUMNS:
             del final[key]
+        for key, usual in FINAL_STATE_DEFAULTS.items():
+            if final[key] == usual:
+                del final[key]
         return final
 
     def _history_is_not_rows(self) -> bool:

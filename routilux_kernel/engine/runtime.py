@@ -204,7 +204,7 @@ class Runtime:
         run = JobRun(self, flow, plan, job_state, timeout)
         if self.store.durable:
             try:
-                self._checkpoint(run, flow, entries, entry_params)
+                self._checkpoint(run, flow, entries, entry_params, fresh=not resumed)
             except BaseException:
                 job_state._mark_done()  # hand it back finished, as it came
                 raise
@@ -355,13 +355,18 @@ class Runtime:
                 self._all_finished.notify_all()
 
     def _checkpoint(
-        self, run: JobRun, flow: Flow, entries: list[tuple[str, str]], params: dict[str, Any]
+        self,
+        run: JobRun,
+        flow: Flow,
+        entries: list[tuple[str, str]],
+        params: dict[str, Any],
+        fresh: bool,
     ) -> None:
         """Give a job on a durable store its checkpoints; a new job is stored right here."""
         checkpoints = self._recovering.pop(run.job_state.job_id, None)
         if checkpoints is None:
             checkpoints = JobCheckpoints(self.store, run.job_state)
-            checkpoints.store_new_job(flow, entries, params, self._owner)
+            checkpoints.store_new_job(flow, entries, params, self._owner, fresh)
         run._checkpoints = checkpoints
 
     def _resolve_flow(self, flow_or_name: Flow | str) -> Flow:

@@ -39,6 +39,11 @@ from routilux_kernel.stores.sqlite_writer import GroupedWriter
 _SUMMARY = (
     "job_id, flow_id, status, created_at, started_at, finished_at, error, owner_pid, owner_host"
 )
+#: How many activations job ``j`` committed: those in its row and those in rows of their own.
+_ACTIVATION_COUNT = (
+    "coalesce(json_array_length(j.first_activations), 0) + "
+    "(SELECT count(*) FROM activations a WHERE a.job_id = j.job_id)"
+)
 
 
 class SqliteJobStore(JobStore):
@@ -89,13 +94,13 @@ class SqliteJobStore(JobStore):
             )
 
     def job_created(self, job: NewJob) -> None:
-        self._writer_for().hand_over(job)
+        (self._writer or self._writer_for()).hand_over_job(job)
 
     def activation_committed(self, commit: ActivationCommit) -> None:
-        self._writer_for().hand_over(commit)
+        (self._writer or self._writer_for()).hand_over(commit)
 
     def job_updated(self, update: JobUpdate) -> None:
-        self._writer_for().hand_over(update)
+        (self._writer or self._writer_for()).hand_over(update)
 
     def failure(self) -> BaseException | None:
         writer = self._writer
@@ -131,8 +136,8 @@ class SqliteJobStore(JobStore):
         if flow_id is not None:
             where.append("flow_id = ?")
             args.append(flow_id)
-        sql = f"SELECT {_SUMMARY}, (SELECT count(*) FROM activations a WHERE a.job_id = j.job_id)"
-        sql += " FROM jobs j" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = f"SELECT {_SUMMARY}, {_ACTIVATION_COUNT} FROM jobs j"
+        sql += "" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created_at DESC, job_id LIMIT ?"
         connection = self._read()
         try:
@@ -160,8 +165,7 @@ class SqliteJobStore(JobStore):
         try:
             total = connection.execute(f"SELECT count(*) FROM jobs{condition}", args).fetchone()[0]
             rows = connection.execute(
-                f"SELECT {_SUMMARY}, (SELECT count(*) FROM activations a "
-                f"WHERE a.job_id = j.job_id) FROM jobs j{condition} "
+                f"SELECT {_SUMMARY}, {_ACTIVATION_COUNT} FROM jobs j{condition} "
                 "ORDER BY created_at DESC, job_id LIMIT ? OFFSET ?",
                 (*args, query.limit, query.offset),
             ).fetchall()
@@ -206,20 +210,22 @@ class SqliteJobStore(JobStore):
 
     def _load(self, connection: sqlite3.Connection, job_id: str) -> StoredJob | None:
         row = connection.execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs j "
+            f"SELECT {JOB_COLUMNS}, j.first_activations FROM jobs j "
             "LEFT JOIN flows f ON f.flow_key = j.flow_key WHERE j.job_id = ?",
             (job_id,),
         ).fetchone()
         if row is None:
             return None
-        activations = [
+        # Those committed with the job's row come first: that was the job's first transaction.
+        activations = [] if row[-1] is None else _unpacked(json.loads(row[-1]))
+        activations += [
             activation_from_row(activation)
             for activation in connection.execute(
                 f"SELECT {ACTIVATION_COLUMNS} FROM activations WHERE job_id = ? ORDER BY rowid",
                 (job_id,),
             )
         ]
-        return stored_job_from_row(row, activations, self.codec.decode)
+        return stored_job_from_row(row[:-1], activations, self.codec.decode)
 
     # -- recovery ----------------------------------------------------------------------------
 
@@ -307,3 +313,12 @@ class SqliteJobStore(JobStore):
             return len(ids)
         finally:
             connection.close()
+
+
+def _unpacked(packed: list[list[Any]]) -> list[dict[str, Any]]:
+    """Activations from a job row's ``first_activations`` (see sqlite_writer): each is
+    its row's columns in ``ACTIVATION_COLUMNS`` order, ``consumed`` and ``effects`` parsed."""
+    return [dict(zip(_ACTIVATION_KEYS, columns, strict=True)) for columns in packed]
+
+
+_ACTIVATION_KEYS = [name.strip() for name in ACTIVATION_COLUMNS.split(",")]

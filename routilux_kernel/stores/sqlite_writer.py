@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from itertools import chain
 from typing import Any
 
 from routilux_kernel.core.job_store import (
@@ -26,7 +27,7 @@ from routilux_kernel.core.job_store import (
     NewJob,
     ProcessIdentity,
 )
-from routilux_kernel.core.json_text import strict_json
+from routilux_kernel.core.json_text import json_string, lenient_json
 from routilux_kernel.core.lazy_logger import logger
 
 #: Seconds an owner's claim on its running jobs lasts without renewal (other hosts wait it out).
@@ -66,13 +67,17 @@ class GroupedWriter:
         )
         self._thread.start()
 
+    def hand_over_job(self, job: NewJob) -> None:
+        """Queue a new job, its flow's definition first if this writer has not seen it."""
+        if job.flow_snapshot not in self._flow_keys:
+            self._add_flow(job.flow_snapshot)
+        self.hand_over(job)
+
     def hand_over(self, write: Write) -> None:
-        if self.failure is not None:
-            raise self.failure
-        if self._closing:
+        if self.failure is not None or self._closing:
+            if self.failure is not None:
+                raise self.failure
             raise JobStoreError(f"job store {self.url!r} is closed")
-        if isinstance(write, NewJob) and write.flow_snapshot not in self._flow_keys:
-            self._add_flow(write.flow_snapshot)
         pending = self._pending
         pending.append(write)
         # The thread, if idle, set _idle under the lock before it looked at the queue: it
@@ -168,13 +173,48 @@ class GroupedWriter:
         new_jobs: dict[str, list[Any]] = {}
         activation_rows: list[tuple[Any, ...]] = []
         update_rows: list[tuple[Any, ...]] = []
+        # Jobs whose id may already be in the file (a resumed JobState): their old
+        # activation rows go. A fresh id cannot have any, so most batches delete nothing.
+        reused: list[tuple[str]] = []
+        flow_keys = self._flow_keys
         for write in batch:
-            if isinstance(write, ActivationCommit):
-                activation_rows.append(_activation_row(write))
+            if isinstance(write, ActivationCommit):  # the most common write first
+                row = new_jobs.get(write.job_id)
+                if row is not None:  # its job's row is written here too: it goes in that row
+                    packed = row[_PACKED_COLUMN]
+                    if packed is None:
+                        row[_PACKED_COLUMN] = [_packed(write)]
+                    else:
+                        packed.append(_packed(write))
+                    continue
+                activation_rows.append(
+                    (
+                        write.job_id,
+                        write.number,
+                        write.routine_id,
+                        write.started_at,
+                        write.finished_at,
+                        write.outcome,
+                        write.attempt,
+                        write.error,
+                        write.traceback,
+                        repr(write.consumed),  # a list of ints: its repr is JSON
+                        write.effects,
+                    )
+                )
             elif isinstance(write, NewJob):
-                new_jobs[write.job_id] = _job_row(write, self._flow_keys, lease_until)
+                new_jobs[write.job_id] = _job_row(write, flow_keys, lease_until)
+                if not write.fresh:
+                    reused.append((write.job_id,))
             else:
-                outcome = _outcome(write)
+                outcome = (
+                    write.status,
+                    write.started_at,
+                    write.finished_at,
+                    write.error,
+                    write.traceback,
+                    write.final_state,
+                )
                 row = new_jobs.get(write.job_id)
                 if row is None:
                     update_rows.append((*outcome, write.job_id))
@@ -189,15 +229,15 @@ class GroupedWriter:
                     "INSERT OR IGNORE INTO flows (flow_key, snapshot) VALUES (?, ?)",
                     flows.items(),
                 )
+            if reused:
+                _in_chunks(connection, "DELETE FROM activations WHERE job_id IN ", 1, reused, True)
             if new_jobs:
-                _in_chunks(
-                    connection,
-                    "DELETE FROM activations WHERE job_id IN ",
-                    1,
-                    [(key,) for key in new_jobs],
-                    tuple_list=True,
-                )
-                _in_chunks(connection, _INSERT_JOBS, 16, list(new_jobs.values()))
+                rows = list(new_jobs.values())
+                for row in rows:
+                    packed = row[_PACKED_COLUMN]
+                    if packed is not None:
+                        row[_PACKED_COLUMN] = "[" + ",".join(packed) + "]"
+                _in_chunks(connection, _INSERT_JOBS, 17, rows)
             if activation_rows:
                 _in_chunks(connection, _INSERT_ACTIVATIONS, 11, activation_rows)
             if update_rows:
@@ -232,7 +272,7 @@ class GroupedWriter:
 _INSERT_JOBS = (
     "INSERT OR REPLACE INTO jobs (job_id, flow_id, flow_key, flow_source, created_at, "
     "owner_pid, owner_host, owner_started, lease_until, entry_items, status, started_at, "
-    "finished_at, error, traceback, final_state) VALUES "
+    "finished_at, error, traceback, final_state, first_activations) VALUES "
 )
 _INSERT_ACTIVATIONS = (
     "INSERT OR REPLACE INTO activations (job_id, number, routine_id, started_at, "
@@ -264,19 +304,23 @@ def _in_chunks(
         values = ",".join([one] * size)
         if tuple_list:  # "x IN (?,?,...)": one list of values
             values = "(" + ",".join("?" * size) + ")"
-        connection.execute(head + values, [value for row in chunk for value in row])
+        connection.execute(head + values, list(chain.from_iterable(chunk)))
 
 
 #: Where a job row (``_job_row``) holds its outcome: status, started_at, ... final_state.
 _OUTCOME_COLUMNS = slice(10, 16)
+#: Where a job row holds the activations committed with it (``first_activations``).
+_PACKED_COLUMN = 16
 
 
 def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> list[Any]:
     items = (
         "["
         + ",".join(
-            f"[{n},{strict_json(rid)},{strict_json(slot)},{data}]"
-            for n, rid, slot, data in job.entry_items
+            [
+                f"[{n},{json_string(rid)},{json_string(slot)},{data}]"
+                for n, rid, slot, data in job.entry_items
+            ]
         )
         + "]"
     )
@@ -297,31 +341,32 @@ def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> list
         None,
         None,
         None,
+        None,
     ]
 
 
-def _outcome(update: JobUpdate) -> tuple[Any, ...]:
-    return (
-        update.status,
-        update.started_at,
-        update.finished_at,
-        update.error,
-        update.traceback,
-        update.final_state,
+def _packed(commit: ActivationCommit) -> str:
+    """An activation as an element of ``first_activations``: the columns of its row, in
+    ``ACTIVATION_COLUMNS`` order, as one JSON array (its effects spliced in as they are)."""
+    started, finished = commit.started_at, commit.finished_at
+    if commit.error is None and type(started) is float and type(finished) is float:
+        # The common case, by hand: float repr is JSON (a timestamp is never NaN or inf)
+        return (
+            f"[{commit.number},{json_string(commit.routine_id)},{started!r},{finished!r},"
+            f"{json_string(commit.outcome)},{commit.attempt},null,null,{commit.consumed!r},"
+            f"{commit.effects}]"
+        )
+    head = lenient_json(
+        (
+            commit.number,
+            commit.routine_id,
+            commit.started_at,
+            commit.finished_at,
+            commit.outcome,
+            commit.attempt,
+            commit.error,
+            commit.traceback,
+            commit.consumed,
+        )
     )
-
-
-def _activation_row(commit: ActivationCommit) -> tuple[Any, ...]:
-    return (
-        commit.job_id,
-        commit.number,
-        commit.routine_id,
-        commit.started_at,
-        commit.finished_at,
-        commit.outcome,
-        commit.attempt,
-        commit.error,
-        commit.traceback,
-        strict_json(commit.consumed),
-        commit.effects,
-    )
+    return f"{head[:-1]},{commit.effects}]"
