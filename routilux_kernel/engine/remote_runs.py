@@ -23,7 +23,6 @@ from routilux_kernel.core.effect_recording import current_recorder
 from routilux_kernel.core.errors import ExecutorError, RoutiluxError
 from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.executors.remote import (
-    JobSnapshot,
     WorkerCrashedError,
     dumps,
     loads,
@@ -86,7 +85,9 @@ def submit_remote(job: JobRun, activation: Activation) -> Future[Any]:
 
 def _payload(job: JobRun, activation: Activation) -> bytes:
     state = job.job_state
-    snapshot = JobSnapshot(
+    # The fields of a JobSnapshot, as a plain tuple: a class in the payload would cost
+    # cloudpickle a module lookup on every activation.
+    snapshot = (
         state.job_id,
         state.flow_id,
         state.routine_states,

@@ -443,7 +443,8 @@ def run_remote_activation(routine_id: str, payload: bytes) -> bytes:
     """Worker entry point: run one activation and return its pickled outcome (never raises)."""
     ops: list[tuple[Any, ...]] = []
     try:
-        pickled_routine, slot_data, message, snapshot, ticket = loads(payload)
+        pickled_routine, slot_data, message, snapshot_fields, ticket = loads(payload)
+        snapshot = JobSnapshot(*snapshot_fields)
         routine = _routine_from(pickled_routine)
     except BaseException as exc:  # noqa: BLE001 - reported to the driver
         failed = RoutineError.from_exception(exc)
