@@ -87,5 +87,24 @@ def test_a_closed_worker_end_is_reported_after_its_last_messages(pair) -> None:
     driver, worker = pair
     send_message(worker, ("done", 5, "last"))
     worker.close()
+    reader = FrameReader(driver)
 
-    assert FrameReader(driver).read() == ([("done", 5, "last")], True)
+    # The dispatcher reads again when its wait says the socket is readable (as it stays at
+    # its end): the message first, then the end.
+    first, closed = reader.read()
+    messages = first
+    while not closed:
+        more, closed = reader.read()
+        messages += more
+
+    assert messages == [("done", 5, "last")]
+    assert first == [("done", 5, "last")]
+
+
+def test_everything_is_read_before_the_end_when_the_budget_is_lifted(pair) -> None:
+    driver, worker = pair
+    for n in range(3):
+        send_message(worker, ("done", n))
+    worker.close()
+
+    assert FrameReader(driver).read(budget=None) == ([("done", 0), ("done", 1), ("done", 2)], True)

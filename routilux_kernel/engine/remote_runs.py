@@ -219,27 +219,35 @@ def _outcome_error(
     job: JobRun, activation: Activation, future: Future[Any]
 ) -> BaseException | None:
     routine_id = activation.routine_id
-    where = f"routine {routine_id!r} of job {job.job_state.job_id}"
+    try:
+        outcome = future.result()  # one look at the future in the common case
+    except BaseException as exc:  # noqa: BLE001 - what the executor reports becomes the error
+        return _executor_error(job, activation, future, exc)
+    try:
+        ops, routine_error = loads(outcome)
+    except Exception as load_error:
+        raise RoutiluxError(
+            f"the outcome of routine {routine_id!r} of job {job.job_state.job_id} could not be "
+            f"unpickled on the driver: {type(load_error).__name__}: {load_error}"
+        ) from load_error
+    return _apply(job, routine_id, ops) or routine_error
+
+
+def _executor_error(
+    job: JobRun, activation: Activation, future: Future[Any], exc: BaseException
+) -> BaseException:
+    """What the activation failed with when its executor gave no outcome."""
+    where = f"routine {activation.routine_id!r} of job {job.job_state.job_id}"
     executor = activation.run.spec.executor.name
     if future.cancelled():
         return ExecutorError(f"{where} was cancelled in executor {executor!r} before it ran")
-    exc = future.exception()
     if isinstance(exc, WorkerCrashedError):
         error = WorkerCrashedError(f"{exc} while running {where}", exc.pid, exc.exitcode)
         error.__cause__ = exc
         return error
     if isinstance(exc, CancelledError):
         return ExecutorError(f"{where} was stopped by executor {executor!r}: {exc}")
-    if exc is not None:
-        return exc
-    try:
-        ops, routine_error = loads(future.result())
-    except Exception as load_error:
-        raise RoutiluxError(
-            f"the outcome of {where} could not be unpickled on the driver: "
-            f"{type(load_error).__name__}: {load_error}"
-        ) from load_error
-    return _apply(job, routine_id, ops) or routine_error
+    return exc
 
 
 def _apply(job: JobRun, routine_id: str, ops: list[tuple[Any, ...]]) -> BaseException | None:

@@ -53,6 +53,8 @@ class PoolDispatcher:
         self._dispatcher: threading.Thread | None = None
         self._completions: CallbackThreads | None = None
         self._wake_read = self._wake_write = -1
+        #: Changes whenever the set of sockets and pidfds the dispatcher watches may have.
+        self._watch_version = 0
         #: Forks the workers; None where forking is not supported (workers then start fresh).
         self._template: WorkerTemplate | None = None
 
@@ -126,6 +128,10 @@ class PoolDispatcher:
         self._wake()
 
     def _wake(self) -> None:
+        # Whatever woke the dispatcher may have changed what it watches (a worker started,
+        # its pidfd arrived): it looks again. A lost increment of two racing wakes still
+        # changes the number, and every caller changed what it changed before waking.
+        self._watch_version += 1
         try:
             os.write(self._wake_write, b"x")
         except (BlockingIOError, OSError):
@@ -145,17 +151,22 @@ class PoolDispatcher:
 
     def _dispatch_loop(self) -> None:
         watch = ReadinessWatch()
+        watched: dict[Any, WorkerHandle | None] = {}
+        seen_version = -1
         while True:
             with self._lock:
                 if self._closing and not self._workers:
                     return
-                watched: dict[Any, WorkerHandle | None] = {self._wake_read: None}
-                for worker in self._workers:
-                    watched[worker.sock] = worker
-                    if worker.pidfd is not None:
-                        watched[worker.pidfd] = worker
+                changed = seen_version != self._watch_version
+                if changed:  # rebuilt only then: most wake-ups are replies of the same workers
+                    seen_version = self._watch_version
+                    watched = {self._wake_read: None}
+                    for worker in self._workers:
+                        watched[worker.sock] = worker
+                        if worker.pidfd is not None:
+                            watched[worker.pidfd] = worker
                 timeout = self._restart_wait_locked()
-            ready_list = watch.wait(watched, timeout)
+            ready_list = watch.wait(watched, timeout, changed)
             if timeout is not None and not ready_list:
                 self._restart_due()
             for ready in ready_list:
@@ -240,6 +251,7 @@ class PoolDispatcher:
         with self._lock:
             worker.dead = True
             self._workers.remove(worker)
+            self._watch_version += 1  # its socket and pidfd are closed below
             if worker in self._idle:
                 self._idle.remove(worker)
             task, worker.task = worker.task, None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import pickle
 import socket
 import struct
-from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 #: The most bytes read from one worker per wake-up, so one busy sender cannot starve the rest.
@@ -26,12 +25,16 @@ _SHORT_LIMIT = 0x7FFFFFFF
 
 
 def send_message(sock: socket.socket, message: Any) -> None:
-    """Send one message as ``Connection.send`` would (blocking until it is all written)."""
-    data = ForkingPickler.dumps(message)
+    """Send one message as ``Connection.send`` would (blocking until it is all written).
+
+    The pool's messages hold only str, int, bytes and tuples of them: the plain pickler
+    writes them as ``ForkingPickler`` would, without the copy of the copyreg dispatch table
+    that ``ForkingPickler`` makes for every message."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     size = len(data)
     header = struct.pack("!i", size) if size <= _SHORT_LIMIT else struct.pack("!iQ", -1, size)
     if size < 16384:
-        sock.sendall(header + bytes(data))
+        sock.sendall(header + data)
     else:  # no copy of a large payload just to glue the header on
         sock.sendall(header)
         sock.sendall(data)
@@ -52,6 +55,8 @@ class FrameReader:
         #: The body of a large message being filled in place, and how much of it is.
         self._body: bytearray | None = None
         self._filled = 0
+        #: The last read got less than it asked for: nothing more is there for now.
+        self._drained = False
 
     def read(self, budget: int | None = READ_BUDGET) -> tuple[list[Any], bool]:
         """The messages completed by what can be read now, and whether the worker's end is
@@ -69,6 +74,10 @@ class FrameReader:
             if budget is not None:
                 budget -= received
             self._complete(messages)
+            if budget is not None and self._drained:
+                # The socket gave less than asked: drained for now. The (level-triggered)
+                # wait reports any later bytes or the end; asking again would meet EAGAIN.
+                return messages, False
         return messages, False
 
     def _receive(self, budget: int | None) -> int:
@@ -76,12 +85,15 @@ class FrameReader:
         wanted = CHUNK if budget is None else min(CHUNK, budget)
         if self._body is not None:
             view = memoryview(self._body)[self._filled :]
-            count = self._sock.recv_into(view, min(len(view), wanted), socket.MSG_DONTWAIT)
+            asked = min(len(view), wanted)
+            count = self._sock.recv_into(view, asked, socket.MSG_DONTWAIT)
             self._filled += count
-            return count
-        chunk = self._sock.recv(wanted, socket.MSG_DONTWAIT)
-        self._buffered += chunk
-        return len(chunk)
+        else:
+            chunk = self._sock.recv(wanted, socket.MSG_DONTWAIT)
+            self._buffered += chunk
+            asked, count = wanted, len(chunk)
+        self._drained = count < asked
+        return count
 
     def _complete(self, messages: list[Any]) -> None:
         """Unpickle every message now complete; start a large body's own buffer."""
