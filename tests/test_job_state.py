@@ -207,3 +207,49 @@ def test_from_dict_restores_what_a_job_owned() -> None:
     assert restored.shared_data == {"k": "v"}
     assert restored.shared_log == ["entry"]
     assert restored.unconsumed == {"r": {"input": [{"x": 1}]}}
+
+
+def _compact_by_hand(full: dict) -> dict:
+    """What a job store keeps: the full snapshot less timestamps and keys at their default."""
+    from routilux_kernel.core.job_store import FINAL_STATE_DEFAULTS
+
+    timestamps = ("created_at", "started_at", "finished_at")
+    return {
+        key: value
+        for key, value in full.items()
+        if key not in timestamps
+        and not (key in FINAL_STATE_DEFAULTS and value == FINAL_STATE_DEFAULTS[key])
+    }
+
+
+def test_the_compact_snapshot_leaves_out_exactly_the_defaults_a_store_puts_back(
+    runtime, make_routine
+) -> None:
+    clean_flow = Flow("clean")
+    clean_flow.add_routine(
+        make_routine(logic=lambda s, m, job_state: job_state.shared_data.update(done=True)), "only"
+    )
+    clean = runtime.run(clean_flow, timeout=WAIT)
+    assert clean.status == ExecutionStatus.COMPLETED
+    flow = Flow("messy")
+    source = make_routine(["trigger"], ["left"])
+
+    def emit_and_fail(slot_data, message, job_state):
+        source.emit("left", value=7)
+        raise RuntimeError("boom")
+
+    source.set_logic(emit_and_fail)
+    flow.add_routine(source, "source")
+    flow.add_routine(
+        make_routine(["left", "right"], [], lambda *a: None, policy=all_slots_ready()), "join"
+    )
+    flow.connect("source", "left", "join", "left")
+    messy = runtime.run(flow, {"x": 1}, timeout=WAIT)
+    assert messy.status == ExecutionStatus.FAILED
+
+    for state in (clean, messy):
+        for history in (True, False):
+            full = state.to_dict(history)
+            assert state.to_dict(history, compact=True) == _compact_by_hand(full)
+    assert set(messy.to_dict(compact=True)) > {"error", "error_routine_id", "errors", "history"}
+    assert not {"error", "errors", "history", "unconsumed"} & set(clean.to_dict(compact=True))

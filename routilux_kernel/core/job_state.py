@@ -334,45 +334,55 @@ class JobState:
                 return record.outcome
         return None
 
-    def to_dict(self, execution_history: bool = True) -> dict[str, Any]:
+    def to_dict(self, execution_history: bool = True, *, compact: bool = False) -> dict[str, Any]:
         """A JSON-friendly snapshot (errors as text); ``execution_history=False`` leaves
-        that key out (a job store that keeps it as rows)."""
+        that key out (a job store that keeps it as rows). ``compact=True`` also leaves out
+        the timestamps and every key still at the value of a job that ended cleanly (the
+        keys of ``core.job_store.FINAL_STATE_DEFAULTS``): what a job store keeps per job."""
         with self._lock:
             states = {key: dict(value) for key, value in self._routine_states.items()}
-        snapshot = {
+        snapshot: dict[str, Any] = {
             "job_id": self.job_id,
             "flow_id": self.flow_id,
             "status": str(self.status),
-            "error": (
-                None
-                if self._exception is None
-                else f"{type(self._exception).__name__}: {exception_text(self._exception)}"
-            ),
-            "error_routine_id": self.error_routine_id,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "routine_states": states,
-            "shared_data": dict(self.shared_data),
-            "shared_log": list(self.shared_log),
-            # (each "if" spares a comprehension call where it is empty: most jobs, when a
-            # durable store keeps every finished job's snapshot)
-            "errors": [dict(entry) for entry in list(self.errors)] if self.errors else [],
+        }
+        exception = self._exception
+        if exception is not None:
+            snapshot["error"] = f"{type(exception).__name__}: {exception_text(exception)}"
+        elif not compact:
+            snapshot["error"] = None
+        if not compact or self.error_routine_id is not None:
+            snapshot["error_routine_id"] = self.error_routine_id
+        if not compact:
+            snapshot["created_at"] = self.created_at
+            snapshot["started_at"] = self.started_at
+            snapshot["finished_at"] = self.finished_at
+        snapshot["routine_states"] = states
+        snapshot["shared_data"] = dict(self.shared_data)
+        snapshot["shared_log"] = list(self.shared_log)
+        # (each test spares a comprehension call where it is empty: most jobs, when a
+        # durable store keeps every finished job's snapshot)
+        if self.errors:
+            snapshot["errors"] = [dict(entry) for entry in list(self.errors)]
+        elif not compact:
+            snapshot["errors"] = []
+        if self.unconsumed:
             # dict() copies in one step: late emits of a cancelled job may add keys meanwhile
-            "unconsumed": {
+            snapshot["unconsumed"] = {
                 rid: {slot: list(items) for slot, items in dict(slots).items()}
                 for rid, slots in dict(self.unconsumed).items()
             }
-            if self.unconsumed
-            else {},
-            "skipped_routines": sorted(self.skipped_routines),
-            "history": [
+        elif not compact:
+            snapshot["unconsumed"] = {}
+        if self.skipped_routines or not compact:
+            snapshot["skipped_routines"] = sorted(self.skipped_routines)
+        if self.history:
+            snapshot["history"] = [
                 {"time": t, "routine_id": rid, "kind": kind, "detail": detail}
                 for t, rid, kind, detail in list(self.history)
             ]
-            if self.history
-            else [],
-        }
+        elif not compact:
+            snapshot["history"] = []
         if execution_history:
             snapshot["execution_history"] = [record.to_dict() for record in self.execution_history]
         return snapshot

@@ -25,7 +25,6 @@ from routilux_kernel.core.effect_recording import (
 )
 from routilux_kernel.core.execution_record import FAILED, ExecutionRecord
 from routilux_kernel.core.job_store import (
-    FINAL_STATE_DEFAULTS,
     ActivationCommit,
     JobStore,
     JobUpdate,
@@ -323,13 +322,7 @@ class JobCheckpoints:
         its timestamps (columns; floats cost the most to write as text) and, usually, its
         execution history; and less the keys that hold their value of a job that ended
         cleanly. ``jobs show`` puts them all back."""
-        final = self.job_state.to_dict(self._history_is_not_rows())
-        for key in _JOB_COLUMNS:
-            del final[key]
-        for key, usual in FINAL_STATE_DEFAULTS.items():
-            if final[key] == usual:
-                del final[key]
-        return final
+        return self.job_state.to_dict(self._history_is_not_rows(), compact=True)
 
     def _history_is_not_rows(self) -> bool:
         """False when the job's execution history is exactly its activation rows (made from
@@ -369,10 +362,6 @@ class JobCheckpoints:
             )
         except Exception:  # a failed store already failed this job; nothing more to keep
             pass
-
-
-#: Keys of ``JobState.to_dict`` that the job's row keeps in columns of its own.
-_JOB_COLUMNS = ("created_at", "started_at", "finished_at")
 
 
 def _traceback_text(error: BaseException) -> str:
