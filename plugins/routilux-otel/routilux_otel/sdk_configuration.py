@@ -11,11 +11,10 @@ the SDK and the exporters themselves from their own ``OTEL_*`` variables.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from importlib.util import find_spec
 from typing import Any
-
-from opentelemetry import metrics, trace
 
 #: What the OpenTelemetry specification says an unset ``OTEL_*_EXPORTER`` means.
 DEFAULT_EXPORTER = "otlp"
@@ -61,8 +60,34 @@ def signals_in_use() -> tuple[bool, bool]:
     configure_from_environment()
     if _sdk_disabled():
         return False, False
+    from opentelemetry import metrics, trace
+
     tracing = not is_placeholder(trace.get_tracer_provider())
     return tracing, not is_placeholder(metrics.get_meter_provider())
+
+
+def nothing_could_record() -> bool:
+    """True when no provider could record anything, known without importing OpenTelemetry:
+    the application has not imported its API (so it set no provider), and the environment
+    names no exporter or provider that :func:`configure_from_environment` would install
+    (``OTEL_SDK_DISABLED``, or each ``OTEL_*_EXPORTER`` unset with the default OTLP exporter
+    not installed, or ``none``). Anything else is decided by :func:`signals_in_use`."""
+    if "opentelemetry.trace" in sys.modules or "opentelemetry.metrics" in sys.modules:
+        return False
+    if _sdk_disabled():
+        return True
+    if os.environ.get("OTEL_PYTHON_TRACER_PROVIDER") or os.environ.get(
+        "OTEL_PYTHON_METER_PROVIDER"
+    ):
+        return False
+    for variable in ("OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER"):
+        names = os.environ.get(variable)
+        if names is None:
+            if _otlp_installed():
+                return False
+        elif any(name.strip() not in ("", "none") for name in names.split(",")):
+            return False
+    return True
 
 
 def _sdk_disabled() -> bool:
@@ -70,10 +95,14 @@ def _sdk_disabled() -> bool:
 
 
 def _tracer_provider_unset() -> bool:
+    from opentelemetry import trace
+
     return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 def _meter_provider_unset() -> bool:
+    from opentelemetry import metrics
+
     return type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
 
 
@@ -88,6 +117,8 @@ def _install_tracer_provider() -> None:
     provider = TracerProvider(resource=Resource.create())
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
+    from opentelemetry import trace
+
     trace.set_tracer_provider(provider)
 
 
@@ -100,6 +131,8 @@ def _install_meter_provider() -> None:
     from opentelemetry.sdk.resources import Resource
 
     readers = [PeriodicExportingMetricReader(exporter) for exporter in exporters]
+    from opentelemetry import metrics
+
     metrics.set_meter_provider(MeterProvider(resource=Resource.create(), metric_readers=readers))
 
 

@@ -46,7 +46,12 @@ PROGRAM = textwrap.dedent(
     names = []
     if sys.argv[1] == "app-provider":
         names = sorted(span.name for span in exporter.get_finished_spans())
-    result = {"status": str(state.status), "plugins": plugins, "spans": names}
+    result = {
+        "status": str(state.status),
+        "plugins": plugins,
+        "spans": names,
+        "otel_imported": "opentelemetry.trace" in sys.modules,
+    }
     print("RESULT " + json.dumps({**result, "otel_hooks": otel_hooks}))
     """
 )
@@ -139,6 +144,19 @@ def test_installed_but_exporting_nothing_registers_no_hook(env: dict[str, str]) 
     assert "otel" in result["plugins"]
     assert result["otel_hooks"] == [[]]  # dormant: the kernel skips every lifecycle hook
     assert spans == []
+    assert result["otel_imported"] is False  # decided without loading OpenTelemetry
+
+
+def test_a_provider_class_named_by_the_environment_is_asked() -> None:
+    # OTEL_PYTHON_TRACER_PROVIDER makes the API build that provider: no quick dormancy.
+    result, _, _ = run_program(
+        "env",
+        OTEL_PYTHON_TRACER_PROVIDER="sdk_tracer_provider",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+    )
+    assert result["status"] == "completed"
+    assert result["otel_imported"] is True
 
 
 def test_exporting_registers_the_tracing_hooks() -> None:
