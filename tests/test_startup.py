@@ -166,3 +166,30 @@ def test_library_is_silent_until_the_application_enables_it(
     assert status == "completed"
     kernel_records = [name for name in records if name.startswith("routilux_kernel")]
     assert kernel_records == (["routilux_kernel.hooks.calls"] if expect_records else [])
+
+
+def test_records_nobody_can_hear_do_not_import_loguru() -> None:
+    # A disabled plugin is logged at INFO and a raising observer at ERROR: with loguru never
+    # imported by the application, nothing could show them, so loguru is not loaded for them.
+    out = run_python(
+        """
+        import json, sys
+        from routilux_kernel import Flow, Routine, Runtime, hookimpl
+
+        class Faulty:
+            @hookimpl
+            def routine_started(self, job_state, routine_id):
+                raise RuntimeError("broken observer")
+
+        routine = Routine()
+        routine.add_slot("trigger")
+        routine.set_logic(lambda slot_data, message, job_state: None)
+        flow = Flow("f")
+        flow.add_routine(routine, "only")
+        with Runtime(plugins=[Faulty()]) as runtime:
+            status = str(runtime.run(flow, timeout=10).status)
+        print(json.dumps([status, "loguru" in sys.modules]))
+        """,
+        ROUTILUX_DISABLE_PLUGINS="otel",
+    )
+    assert json.loads(out) == ["completed", False]

@@ -22,13 +22,34 @@ _loguru_logger: Any = None
 _log_context: ContextVar[dict[str, Any]] | None = None
 
 
+#: Methods that make a record (and ``opt``, which only precedes one).
+_RECORDING = frozenset(
+    {"trace", "debug", "info", "success", "warning", "error", "critical", "exception", "log", "opt"}
+)
+
+
 class LazyLogger:
-    """Stands in for ``loguru.logger``; every attribute is the real logger's."""
+    """Stands in for ``loguru.logger``; every attribute is the real logger's.
+
+    A record made while nobody has imported loguru is dropped without importing it: the
+    library's records are off until the application enables them, which takes loguru (its
+    own import, ``logger.enable`` or :func:`configure_logging`), so such a record could not
+    reach any sink.
+    """
 
     __slots__ = ()
 
     def __getattr__(self, name: str) -> Any:
+        if _loguru_logger is None and name in _RECORDING and "loguru" not in sys.modules:
+            return self._unheard if name != "opt" else self._opt
         return getattr(load_loguru(), name)
+
+    @staticmethod
+    def _unheard(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    def _opt(self, *args: Any, **kwargs: Any) -> LazyLogger:
+        return self  # its record method decides again whether anyone can hear it
 
     def __repr__(self) -> str:
         return "<routilux_kernel logger (loguru, loaded on first use)>"
