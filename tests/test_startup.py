@@ -122,30 +122,37 @@ def test_help_with_every_plugin_installed_imports_only_what_it_shows() -> None:
 
 
 # A job whose routine_started hook raises: the kernel logs an error record about it.
-LOGGING_SCRIPT = """
-import json
-import routilux_kernel
-from routilux_kernel import Flow, Routine, Runtime, hookimpl
-{before}
-from loguru import logger
-
+FAULTY_JOB = """
 class Faulty:
     @hookimpl
     def routine_started(self, job_state, routine_id):
         raise RuntimeError("broken observer")
 
-records = []
-logger.remove()
-logger.add(lambda message: records.append(message.record["name"]), level="DEBUG")
-{enable}
 routine = Routine()
 routine.add_slot("trigger")
 routine.set_logic(lambda slot_data, message, job_state: None)
 flow = Flow("f")
 flow.add_routine(routine, "only")
+"""
+
+LOGGING_SCRIPT = (
+    """
+import json
+import routilux_kernel
+from routilux_kernel import Flow, Routine, Runtime, hookimpl
+{before}
+from loguru import logger
+"""
+    + FAULTY_JOB
+    + """
+records = []
+logger.remove()
+logger.add(lambda message: records.append(message.record["name"]), level="DEBUG")
+{enable}
 with Runtime(plugins=[Faulty()]) as runtime:
     print(json.dumps([str(runtime.run(flow, timeout=10).status), records]))
 """
+)
 
 
 @pytest.mark.parametrize(
@@ -172,24 +179,11 @@ def test_records_nobody_can_hear_do_not_import_loguru() -> None:
     # A disabled plugin is logged at INFO and a raising observer at ERROR: with loguru never
     # imported by the application, nothing could show them, so loguru is not loaded for them.
     out = run_python(
-        """
-        import json, sys
-        from routilux_kernel import Flow, Routine, Runtime, hookimpl
-
-        class Faulty:
-            @hookimpl
-            def routine_started(self, job_state, routine_id):
-                raise RuntimeError("broken observer")
-
-        routine = Routine()
-        routine.add_slot("trigger")
-        routine.set_logic(lambda slot_data, message, job_state: None)
-        flow = Flow("f")
-        flow.add_routine(routine, "only")
-        with Runtime(plugins=[Faulty()]) as runtime:
-            status = str(runtime.run(flow, timeout=10).status)
-        print(json.dumps([status, "loguru" in sys.modules]))
-        """,
+        "import json, sys\nfrom routilux_kernel import Flow, Routine, Runtime, hookimpl\n"
+        + FAULTY_JOB
+        + "with Runtime(plugins=[Faulty()]) as runtime:\n"
+        "    status = str(runtime.run(flow, timeout=10).status)\n"
+        'print(json.dumps([status, "loguru" in sys.modules]))\n',
         ROUTILUX_DISABLE_PLUGINS="otel",
     )
     assert json.loads(out) == ["completed", False]
