@@ -34,7 +34,7 @@ from routilux_kernel.core.job_store import (
 )
 from routilux_kernel.core.value_codecs import codec_named
 from routilux_kernel.stores.sqlite_schema import connect, sqlite_path
-from routilux_kernel.stores.sqlite_writer import GroupedWriter
+from routilux_kernel.stores.sqlite_writer import SqliteWriter
 
 _SUMMARY = (
     "job_id, flow_id, status, created_at, started_at, finished_at, error, owner_pid, owner_host"
@@ -59,7 +59,7 @@ class SqliteJobStore(JobStore):
         super().__init__(url, codec_named(query.get("serializer", ["json"])[-1], url))
         self.path: Path = sqlite_path(url)
         self.owner = ProcessIdentity.current()
-        self._writer: GroupedWriter | None = None
+        self._writer: SqliteWriter | None = None
         self._writer_lock = threading.Lock()
 
     # -- writes ----------------------------------------------------------------------------
@@ -68,14 +68,14 @@ class SqliteJobStore(JobStore):
         """Create or migrate the file and start the writer (done by the first write)."""
         self._writer_for()
 
-    def _writer_for(self) -> GroupedWriter:
+    def _writer_for(self) -> SqliteWriter:
         writer = self._writer
         if writer is None:
             with self._writer_lock:
                 if self._writer is None:
                     connection = connect(self.url, self.path, write=True)
                     self._check_serializer(connection)
-                    self._writer = GroupedWriter(self.url, connection, self.owner)
+                    self._writer = SqliteWriter(self.url, connection, self.owner)
                 writer = self._writer
         return writer
 

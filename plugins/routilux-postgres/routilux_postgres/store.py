@@ -145,7 +145,7 @@ class PostgresJobStore(JobStore):
         self._tables_ready = True
 
     def job_created(self, job: NewJob) -> None:
-        self._writer_for().hand_over(job)
+        self._writer_for().hand_over_job(job)
 
     def activation_committed(self, commit: ActivationCommit) -> None:
         self._writer_for().hand_over(commit)

@@ -1,10 +1,9 @@
-"""Grouped writes to a PostgreSQL job store: one thread commits whatever queued up, in one go.
-
-Writes are taken in the order they were handed over and committed together in one
-transaction on a pooled connection (psycopg pipelines ``executemany``), so a commit never
-lands before one it depends on, and a busy driver pays one round trip per group rather than
-per row. Every transaction of the writer also renews the lease of the jobs its process
-owns, at most every ``LEASE_SECONDS / 3``. Leases are on the database's clock, so drivers on
+"""Grouped writes to a PostgreSQL job store: the kernel's grouped writer thread
+(``routilux_kernel.stores.grouped_writer``: writes in the order handed over, gathered into
+one transaction) committing on a pooled connection (psycopg pipelines ``executemany``), so a
+busy driver pays one round trip per group rather than per row. Every transaction of the
+writer also renews the lease of the jobs its process owns, at most every
+``LEASE_SECONDS / 3``. Leases are on the database's clock, so drivers on
 machines whose clocks differ still agree when a lease ran out.
 
 A failed transaction (the server gone, a disk full) is rolled back: what was committed
@@ -14,9 +13,7 @@ on it and ``routilux jobs resume --interrupted`` finishes them once the fault is
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
 import time
 from typing import Any
 
@@ -31,86 +28,23 @@ from routilux_kernel.core.job_store import (
     NewJob,
     ProcessIdentity,
 )
+from routilux_kernel.stores.grouped_writer import GroupedWriter, Write
 
 #: Seconds an owner's claim on its running jobs lasts without renewal (other hosts wait it out).
 LEASE_SECONDS = 30.0
 #: The database's clock, in seconds since the epoch (what leases are measured on).
 DB_NOW = "extract(epoch from clock_timestamp())"
 
-Write = NewJob | ActivationCommit | JobUpdate
 
-
-class PostgresWriter:
-    """The writer thread of one store in one process."""
+class PostgresWriter(GroupedWriter):
+    """The writer thread of one PostgreSQL store in one process (the kernel's grouped writer,
+    committing on a pooled connection)."""
 
     def __init__(self, url: str, pool: ConnectionPool, owner: ProcessIdentity) -> None:
-        self.url = url
-        self.owner = owner
         self._pool = pool
-        self._pending: list[Write] = []
-        self._flows: dict[str, str] = {}  # key -> snapshot, not yet written
-        self._flow_keys: dict[str, str] = {}  # snapshot text -> its key in routilux_flows
-        self._changed = threading.Condition()
-        self._handed = 0  # writes handed over
-        self._done = 0  # writes committed (or dropped after a failure)
-        self._closing = False
-        self.failure: JobStoreError | None = None
-        self._next_lease = 0.0
-        self._thread = threading.Thread(
-            target=self._loop, name="routilux-postgres-writer", daemon=True
-        )
-        self._thread.start()
+        super().__init__(url, owner, "routilux-postgres-writer")
 
-    def hand_over(self, write: Write) -> None:
-        with self._changed:
-            if self.failure is not None:
-                raise self.failure
-            if self._closing:
-                raise JobStoreError(f"job store {self.url!r} is closed")
-            if isinstance(write, NewJob) and write.flow_snapshot is not None:
-                if write.flow_snapshot not in self._flow_keys:
-                    key = hashlib.sha256(write.flow_snapshot.encode()).hexdigest()[:24]
-                    self._flow_keys[write.flow_snapshot] = key
-                    self._flows[key] = write.flow_snapshot
-            self._pending.append(write)
-            self._handed += 1
-            self._changed.notify_all()
-
-    def flush(self, timeout: float | None = None) -> None:
-        with self._changed:
-            target = self._handed
-            if not self._changed.wait_for(lambda: self._done >= target, timeout):
-                raise JobStoreError(
-                    f"job store {self.url!r}: writes still pending after {timeout}s"
-                )
-            if self.failure is not None:
-                raise self.failure
-
-    def close(self) -> None:
-        with self._changed:
-            self._closing = True
-            self._changed.notify_all()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while True:
-            with self._changed:
-                self._changed.wait_for(
-                    lambda: self._pending or self._closing,
-                    max(0.0, self._next_lease - time.time()),
-                )
-                batch, self._pending = self._pending, []
-                flows, self._flows = self._flows, {}
-                closing = self._closing
-            if batch or (time.time() >= self._next_lease and not closing):
-                self._commit(batch, flows)
-            with self._changed:
-                self._done += len(batch)
-                self._changed.notify_all()
-                if closing and not self._pending:
-                    return
-
-    def _commit(self, batch: list[Write], flows: dict[str, str]) -> None:
+    def _commit(self, batch: list[Write], flows: dict[str, str | None]) -> None:
         if self.failure is not None:
             return  # dropped: the engine was told and fails the jobs concerned
         try:
@@ -128,7 +62,7 @@ class PostgresWriter:
                 self.failure = failure
 
     def _write(
-        self, connection: psycopg.Connection, batch: list[Write], flows: dict[str, str]
+        self, connection: psycopg.Connection, batch: list[Write], flows: dict[str, str | None]
     ) -> None:
         jobs = [w for w in batch if isinstance(w, NewJob)]
         commits = [w for w in batch if isinstance(w, ActivationCommit)]

@@ -1,0 +1,166 @@
+"""The writer thread a job store commits through: whatever queued up goes in one transaction.
+
+Writes are taken in the order they were handed over and committed together, so a commit
+never lands before one it depends on. Once a write arrives, the thread lets others join it
+for ``GATHER_SECONDS`` (unless ``BATCH_LIMIT`` writes are waiting, or someone flushes), then
+commits them all in one transaction; writes handed over meanwhile go into the next one.
+Waking the thread for each write instead would cost more than the writes themselves: every
+wake-up takes the GIL from the engine's threads. The thread also commits when the lease of
+the jobs its process owns is due for renewal.
+
+A store's writer subclasses :class:`GroupedWriter` with its ``_commit``: one transaction for
+the batch, renewing the lease when ``_next_lease`` has passed; a failed transaction is rolled
+back and sets ``failure``, so what was committed before stays and the store takes no more
+writes (the engine fails the jobs that depend on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import deque
+
+from routilux_kernel.core.job_store import (
+    ActivationCommit,
+    JobStoreError,
+    JobUpdate,
+    NewJob,
+    ProcessIdentity,
+)
+from routilux_kernel.core.lazy_logger import logger
+
+#: Seconds a write waits for others to share its transaction (well inside MAX_COMMIT_DELAY).
+GATHER_SECONDS = 0.02
+#: This many waiting writes are committed at once, without waiting out the gathering time.
+BATCH_LIMIT = 5000
+
+Write = NewJob | ActivationCommit | JobUpdate
+
+
+class _FlushMark(threading.Event):
+    """Queued by ``flush``: set once every write queued before it is committed."""
+
+
+class GroupedWriter:
+    """The writer thread of one store in one process; subclasses write a batch (``_commit``)."""
+
+    def __init__(self, url: str, owner: ProcessIdentity, thread_name: str) -> None:
+        self.url = url
+        self.owner = owner
+        # Engine threads append without a lock (deque appends are atomic); only this
+        # thread takes from the front.
+        self._pending: deque[Write | _FlushMark] = deque()
+        self._flows: dict[str, str | None] = {}
+        self._flow_keys: dict[str, str] = {}  # snapshot text -> its key in the flows table
+        self._changed = threading.Condition(threading.Lock())
+        self._closing = False
+        self._flushing = 0  # callers of flush() waiting: commit without gathering
+        self._idle = True  # the thread waits for a first write (hand_over must wake it)
+        self.failure: JobStoreError | None = None
+        self._next_lease = 0.0
+        self._thread = threading.Thread(target=self._loop, name=thread_name, daemon=True)
+        self._thread.start()
+
+    def hand_over_job(self, job: NewJob) -> None:
+        """Queue a new job, its flow's definition first if this writer has not seen it."""
+        if job.flow_snapshot not in self._flow_keys:
+            self._add_flow(job.flow_snapshot)
+        self.hand_over(job)
+
+    def hand_over(self, write: Write) -> None:
+        if self.failure is not None or self._closing:
+            if self.failure is not None:
+                raise self.failure
+            raise JobStoreError(f"job store {self.url!r} is closed")
+        pending = self._pending
+        pending.append(write)
+        # The thread, if idle, set _idle under the lock before it looked at the queue: it
+        # either saw this write already or is woken here.
+        if self._idle or len(pending) == BATCH_LIMIT:
+            with self._changed:
+                self._idle = False
+                self._changed.notify_all()
+
+    def _add_flow(self, snapshot: str | None) -> None:
+        if snapshot is None:
+            return
+        with self._changed:  # before the job is queued, so the flow lands with it or before
+            if snapshot not in self._flow_keys:
+                key = hashlib.sha256(snapshot.encode()).hexdigest()[:24]
+                self._flow_keys[snapshot] = key
+                self._flows[key] = snapshot
+
+    def flush(self, timeout: float | None = None) -> None:
+        mark = _FlushMark()
+        self._pending.append(mark)  # done once the writes handed over before it are
+        with self._changed:
+            self._flushing += 1
+            self._idle = False
+            self._changed.notify_all()
+        try:
+            if not mark.wait(timeout):
+                raise JobStoreError(
+                    f"job store {self.url!r}: writes still pending after {timeout}s"
+                )
+        finally:
+            with self._changed:
+                self._flushing -= 1
+        if self.failure is not None:
+            raise self.failure
+
+    def close(self) -> None:
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        self._thread.join()
+        self._closed()
+
+    def _loop(self) -> None:
+        pending = self._pending
+        while True:
+            with self._changed:
+                self._idle = not pending
+                self._changed.wait_for(self._has_work, self._lease_wait())
+                if pending and not self._in_a_hurry():
+                    self._idle = False
+                    self._changed.wait_for(self._in_a_hurry, GATHER_SECONDS)
+                self._idle = False
+                # Counted before the flows are taken: a job counted here had its flow
+                # added (under this lock) before it was queued, so the flow is taken too.
+                count = len(pending)
+                flows, self._flows = self._flows, {}
+                closing = self._closing
+            batch = [pending.popleft() for _ in range(count)]
+            marks = [w for w in batch if type(w) is _FlushMark]
+            writes = [w for w in batch if type(w) is not _FlushMark] if marks else batch
+            if writes or flows or time.time() >= self._next_lease:
+                try:
+                    self._commit(writes, flows)  # type: ignore[arg-type]
+                except Exception as exc:  # a bug, not a store fault: still nobody may hang
+                    logger.opt(exception=True).error("job store writer failed")
+                    with self._changed:
+                        self.failure = JobStoreError(
+                            f"job store {self.url!r}: the writer failed: {type(exc).__name__}: "
+                            f"{exc}"
+                        )
+            for mark in marks:
+                mark.set()
+            if closing and not pending:
+                return
+
+    def _has_work(self) -> bool:
+        return bool(self._pending) or self._closing
+
+    def _in_a_hurry(self) -> bool:
+        return self._closing or self._flushing > 0 or len(self._pending) >= BATCH_LIMIT
+
+    def _lease_wait(self) -> float:
+        return max(0.0, self._next_lease - time.time())
+
+    def _commit(self, batch: list[Write], flows: dict[str, str | None]) -> None:
+        """Write ``batch`` (and the flow definitions not written yet) in one transaction."""
+        raise NotImplementedError
+
+    def _closed(self) -> None:
+        """The thread has ended: release what only it used."""
