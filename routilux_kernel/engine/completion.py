@@ -115,13 +115,8 @@ class DispatchAndCompletion(JobBase):
     def _call_logic(self, activation: Activation) -> Any:
         run = activation.run
         hooks = self.hooks
-        if hooks.routine_started is not None:
-            hooks.notify(
-                hooks.routine_started,
-                job_state=self.job_state,
-                routine_id=run.routine_id,
-                activation=activation,
-            )
+        if hooks.routine_started is not None:  # the hot path pays no call without observers
+            self._routine_started(activation)
         if hooks.run_activation is not None:
             return hooks.run_activation(activation=activation)
         return run.routine.get_logic()(

@@ -61,6 +61,17 @@ class JobBase:
         #: Set by the Runtime when the job runs on a durable store (see checkpoints.py).
         self._checkpoints: JobCheckpoints | None = None
 
+    def _routine_started(self, activation: Activation) -> None:
+        """The ``routine_started`` hook, wherever the activation runs (here or remote)."""
+        hooks = self.hooks
+        if hooks.routine_started is not None:
+            hooks.notify(
+                hooks.routine_started,
+                job_state=self.job_state,
+                routine_id=activation.routine_id,
+                activation=activation,
+            )
+
     def _run_of(self, routine_id: str) -> RoutineRun:
         run = self.runs.get(routine_id)
         if run is None:

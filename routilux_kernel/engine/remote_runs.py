@@ -71,14 +71,7 @@ def submit_remote(job: JobRun, activation: Activation) -> Future[Any]:
     if closed and job._withdraw(activation):
         with job.lock:
             job._keep_locked(activation)
-    hooks = job.hooks
-    if hooks.routine_started is not None:
-        hooks.notify(
-            hooks.routine_started,
-            job_state=job.job_state,
-            routine_id=spec.routine_id,
-            activation=activation,
-        )
+    job._routine_started(activation)
     future.add_done_callback(partial(_on_done, job, activation))
     return future
 

@@ -8,14 +8,10 @@ tiny switch interval, which makes the interpreter interleave threads far more of
 from __future__ import annotations
 
 import random
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from routilux_kernel import ErrorHandler, ErrorStrategy, ExecutionStatus, Flow, Routine, Runtime
 from routilux_kernel.activation_policies import all_slots_ready
@@ -23,17 +19,6 @@ from routilux_kernel.activation_policies import all_slots_ready
 JOBS = 300
 WORKERS = 4
 WAIT = 60.0
-
-
-@pytest.fixture(params=[None, 1e-5], ids=["default_switching", "switch_every_10us"])
-def switch_interval(request: pytest.FixtureRequest) -> Iterator[float | None]:
-    previous = sys.getswitchinterval()
-    if request.param is not None:
-        sys.setswitchinterval(request.param)
-    try:
-        yield request.param
-    finally:
-        sys.setswitchinterval(previous)
 
 
 def jitter() -> None:

@@ -10,29 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import time
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from routilux_kernel import ErrorHandler, ErrorStrategy, ExecutionStatus, Flow, Routine, Runtime
 
 JOBS = 300
 ITEMS = 6
 WAIT = 60.0
-
-
-@pytest.fixture(params=[None, 1e-5], ids=["default_switching", "switch_every_10us"])
-def switch_interval(request: pytest.FixtureRequest) -> Iterator[float | None]:
-    previous = sys.getswitchinterval()
-    if request.param is not None:
-        sys.setswitchinterval(request.param)
-    try:
-        yield request.param
-    finally:
-        sys.setswitchinterval(previous)
 
 
 async def random_await() -> None:
