@@ -164,3 +164,37 @@ class GroupedWriter:
 
     def _closed(self) -> None:
         """The thread has ended: release what only it used."""
+
+
+class GroupedWrites:
+    """The write side of a job store that commits through a :class:`GroupedWriter`.
+
+    Mixed in before ``JobStore``: the store keeps ``_writer`` (None until the first write)
+    and implements ``_writer_for`` (make the writer, once, after preparing its storage).
+    """
+
+    _writer: GroupedWriter | None
+
+    def _writer_for(self) -> GroupedWriter:
+        raise NotImplementedError
+
+    def open_for_writing(self) -> None:
+        """Prepare the storage and start the writer (otherwise done by the first write)."""
+        self._writer_for()
+
+    def job_created(self, job: NewJob) -> None:
+        (self._writer or self._writer_for()).hand_over_job(job)
+
+    def activation_committed(self, commit: ActivationCommit) -> None:
+        (self._writer or self._writer_for()).hand_over(commit)
+
+    def job_updated(self, update: JobUpdate) -> None:
+        (self._writer or self._writer_for()).hand_over(update)
+
+    def failure(self) -> BaseException | None:
+        writer = self._writer
+        return writer.failure if writer is not None else None
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self._writer is not None:
+            self._writer.flush(timeout)

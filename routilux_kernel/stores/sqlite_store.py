@@ -19,13 +19,10 @@ from routilux_kernel.core.job_store import (
     DEFAULT_LIST_LIMIT,
     JOB_COLUMNS,
     TERMINAL_STATUSES,
-    ActivationCommit,
     JobPage,
     JobQuery,
     JobStore,
     JobStoreError,
-    JobUpdate,
-    NewJob,
     ProcessIdentity,
     StoredJob,
     activation_from_row,
@@ -33,6 +30,7 @@ from routilux_kernel.core.job_store import (
     stored_job_from_row,
 )
 from routilux_kernel.core.value_codecs import codec_named
+from routilux_kernel.stores.grouped_writer import GroupedWrites
 from routilux_kernel.stores.sqlite_schema import connect, sqlite_path
 from routilux_kernel.stores.sqlite_writer import SqliteWriter
 
@@ -46,7 +44,7 @@ _ACTIVATION_COUNT = (
 )
 
 
-class SqliteJobStore(JobStore):
+class SqliteJobStore(GroupedWrites, JobStore):
     """A job store in one SQLite file, shared by the processes of one machine."""
 
     def __init__(self, url: str) -> None:
@@ -63,10 +61,6 @@ class SqliteJobStore(JobStore):
         self._writer_lock = threading.Lock()
 
     # -- writes ----------------------------------------------------------------------------
-
-    def open_for_writing(self) -> None:
-        """Create or migrate the file and start the writer (done by the first write)."""
-        self._writer_for()
 
     def _writer_for(self) -> SqliteWriter:
         writer = self._writer
@@ -92,23 +86,6 @@ class SqliteJobStore(JobStore):
                 f"job store {self.url!r}: {self.path} keeps values as {row[0]}, but the URL "
                 f"asks for {self.codec.name}; use ?serializer={row[0]}"
             )
-
-    def job_created(self, job: NewJob) -> None:
-        (self._writer or self._writer_for()).hand_over_job(job)
-
-    def activation_committed(self, commit: ActivationCommit) -> None:
-        (self._writer or self._writer_for()).hand_over(commit)
-
-    def job_updated(self, update: JobUpdate) -> None:
-        (self._writer or self._writer_for()).hand_over(update)
-
-    def failure(self) -> BaseException | None:
-        writer = self._writer
-        return writer.failure if writer is not None else None
-
-    def flush(self, timeout: float | None = None) -> None:
-        if self._writer is not None:
-            self._writer.flush(timeout)
 
     def close(self) -> None:
         with self._writer_lock:

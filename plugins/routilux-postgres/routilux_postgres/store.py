@@ -23,11 +23,8 @@ from routilux_kernel.core.job_store import (
     DEFAULT_LIST_LIMIT,
     JOB_COLUMNS,
     TERMINAL_STATUSES,
-    ActivationCommit,
     JobStore,
     JobStoreError,
-    JobUpdate,
-    NewJob,
     ProcessIdentity,
     StoredJob,
     activation_from_row,
@@ -35,6 +32,7 @@ from routilux_kernel.core.job_store import (
     stored_job_from_row,
 )
 from routilux_kernel.core.value_codecs import codec_named
+from routilux_kernel.stores.grouped_writer import GroupedWrites
 from routilux_postgres.address import parse_address
 from routilux_postgres.schema import check_for_reading, check_serializer, prepare_for_writing
 from routilux_postgres.writer import DB_NOW, LEASE_SECONDS, PostgresWriter, first_line
@@ -45,7 +43,7 @@ _SUMMARY = ("job_id", "flow_id", "status", "created_at", "started_at", "finished
 _UNFINISHED = f"status NOT IN {TERMINAL_STATUSES}"
 
 
-class PostgresJobStore(JobStore):
+class PostgresJobStore(GroupedWrites, JobStore):
     """A job store in tables of one PostgreSQL schema, reached through a connection pool."""
 
     def __init__(self, url: str) -> None:
@@ -112,10 +110,6 @@ class PostgresJobStore(JobStore):
 
     # -- writes ----------------------------------------------------------------------------
 
-    def open_for_writing(self) -> None:
-        """Create or migrate the tables and start the writer (done by the first write)."""
-        self._writer_for()
-
     def _writer_for(self) -> PostgresWriter:
         writer = self._writer
         if writer is None:
@@ -143,23 +137,6 @@ class PostgresJobStore(JobStore):
                 f"{self.address.schema!r} failed: {first_line(exc)}"
             ) from None
         self._tables_ready = True
-
-    def job_created(self, job: NewJob) -> None:
-        self._writer_for().hand_over_job(job)
-
-    def activation_committed(self, commit: ActivationCommit) -> None:
-        self._writer_for().hand_over(commit)
-
-    def job_updated(self, update: JobUpdate) -> None:
-        self._writer_for().hand_over(update)
-
-    def failure(self) -> BaseException | None:
-        writer = self._writer
-        return writer.failure if writer is not None else None
-
-    def flush(self, timeout: float | None = None) -> None:
-        if self._writer is not None:
-            self._writer.flush(timeout)
 
     def close(self) -> None:
         with self._lock:
