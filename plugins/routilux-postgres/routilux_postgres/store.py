@@ -69,9 +69,13 @@ class PostgresJobStore(GroupedWrites, JobStore):
 
     def _open_pool(self) -> ConnectionPool:
         options = f"-c search_path={self.address.schema}"
+        connect_options: dict[str, Any] = {
+            "options": options,
+            "connect_timeout": int(CONNECT_TIMEOUT),
+        }
         pool = ConnectionPool(
             self.address.conninfo,
-            kwargs={"options": options, "connect_timeout": int(CONNECT_TIMEOUT)},
+            kwargs=connect_options,
             min_size=1,
             max_size=self.address.pool_max,
             timeout=CONNECT_TIMEOUT,
@@ -81,7 +85,7 @@ class PostgresJobStore(GroupedWrites, JobStore):
         try:
             # The first connection is made here, so a server that cannot be reached is
             # reported by this store, naming it, rather than by a pool thread's warnings.
-            with psycopg.connect(self.address.conninfo, **pool.kwargs):
+            with psycopg.connect(self.address.conninfo, **connect_options):
                 pass
         except psycopg.Error as exc:
             raise JobStoreError(
