@@ -302,6 +302,9 @@ def test_a_routine_is_sent_while_another_thread_is_still_importing_loguru(
     # pickler must not take that for a broken routine (it once refused the activation).
     import types
 
+    from routilux_kernel.executors import pickling
+
+    monkeypatch.setattr(pickling, "_logger_class", None)  # as before any logger was seen
     monkeypatch.setitem(sys.modules, "loguru._logger", types.ModuleType("loguru._logger"))
 
     def logic(slot_data, policy_message, job_state):

@@ -77,14 +77,21 @@ def _is_process_logger(obj: Any) -> bool:
     """Whether ``obj`` is the process-wide loguru logger or one bound from it (sharing its
     core, the sinks). No such logger exists until loguru was imported, and importing it only
     to answer no would cost every worker 50 ms at start."""
-    # While another thread imports loguru, its module is in sys.modules without the class
-    # yet: then no instance of it exists either.
-    logger_class = getattr(sys.modules.get("loguru._logger"), "Logger", None)
-    return (
-        logger_class is not None
-        and isinstance(obj, logger_class)
-        and getattr(obj, "_core", None) is getattr(load_loguru(), "_core", None)
+    global _logger_class
+    logger_class = _logger_class
+    if logger_class is None:
+        # While another thread imports loguru, its module is in sys.modules without the
+        # class yet: then no instance of it exists either.
+        logger_class = getattr(sys.modules.get("loguru._logger"), "Logger", None)
+        if logger_class is None:
+            return False
+        _logger_class = logger_class  # called for every object pickled: looked up once
+    return isinstance(obj, logger_class) and getattr(obj, "_core", None) is getattr(
+        load_loguru(), "_core", None
     )
+
+
+_logger_class: type | None = None
 
 
 def _worker_logger(options: tuple[Any, ...]) -> Any:
