@@ -210,14 +210,15 @@ def test_from_dict_restores_what_a_job_owned() -> None:
 
 
 def _compact_by_hand(full: dict) -> dict:
-    """What a job store keeps: the full snapshot less timestamps and keys at their default."""
+    """What a job store keeps: the full snapshot less what its columns hold (ids, status,
+    timestamps) and keys at their default."""
     from routilux_kernel.core.job_store import FINAL_STATE_DEFAULTS
 
-    timestamps = ("created_at", "started_at", "finished_at")
+    columns = ("job_id", "flow_id", "status", "created_at", "started_at", "finished_at")
     return {
         key: value
         for key, value in full.items()
-        if key not in timestamps
+        if key not in columns
         and not (key in FINAL_STATE_DEFAULTS and value == FINAL_STATE_DEFAULTS[key])
     }
 
@@ -226,9 +227,13 @@ def test_the_compact_snapshot_leaves_out_exactly_the_defaults_a_store_puts_back(
     runtime, make_routine
 ) -> None:
     clean_flow = Flow("clean")
-    clean_flow.add_routine(
-        make_routine(logic=lambda s, m, job_state: job_state.shared_data.update(done=True)), "only"
-    )
+
+    def clean_logic(slot_data, message, job_state):
+        job_state.shared_data.update(done=True, seen=[1, 2.5, None])
+        job_state.shared_log.append({"note": "ok"})
+        job_state.update_routine_state("only", {"count": 1})
+
+    clean_flow.add_routine(make_routine(logic=clean_logic), "only")
     clean = runtime.run(clean_flow, timeout=WAIT)
     assert clean.status == ExecutionStatus.COMPLETED
     flow = Flow("messy")
@@ -251,5 +256,7 @@ def test_the_compact_snapshot_leaves_out_exactly_the_defaults_a_store_puts_back(
         for history in (True, False):
             full = state.to_dict(history)
             assert state.to_dict(history, compact=True) == _compact_by_hand(full)
+            # the text a store keeps is the same, however it is made
+            assert json.loads(state.compact_json(history)) == _compact_by_hand(full)
     assert set(messy.to_dict(compact=True)) > {"error", "error_routine_id", "errors", "history"}
     assert not {"error", "errors", "history", "unconsumed"} & set(clean.to_dict(compact=True))

@@ -142,9 +142,10 @@ def test_a_clean_jobs_history_is_kept_once_as_its_rows_and_shown_whole(tmp_path,
     state = runtime.run(chain(), {"n": 1}, timeout=WAIT)
     runtime.store.flush()
     stored = runtime.store.load_job(state.job_id)
-    # the timestamps (columns) and keys holding their clean-job defaults are not repeated
+    # ids, status and timestamps (columns) and keys holding their clean-job defaults are
+    # not repeated
     assert stored is not None
-    kept = {"job_id", "flow_id", "status", "routine_states", "shared_data", "shared_log"}
+    kept = {"routine_states", "shared_data", "shared_log"}
     assert set(stored.final_state) == kept
     shown = job_details(runtime.store, stored)
     assert shown["execution_history"] == [r.to_dict() for r in state.execution_history]

@@ -14,6 +14,7 @@ from routilux_kernel.core.context import current_activation
 from routilux_kernel.core.effect_recording import recorder_for
 from routilux_kernel.core.errors import ErrorText, RoutiluxError, exception_text
 from routilux_kernel.core.execution_record import ExecutionRecord
+from routilux_kernel.core.json_text import lenient_chunks, lenient_json
 
 #: How many history entries a job keeps (oldest dropped first); also the bound of the
 #: per-activation ``execution_history``.
@@ -337,15 +338,16 @@ class JobState:
     def to_dict(self, execution_history: bool = True, *, compact: bool = False) -> dict[str, Any]:
         """A JSON-friendly snapshot (errors as text); ``execution_history=False`` leaves
         that key out (a job store that keeps it as rows). ``compact=True`` also leaves out
-        the timestamps and every key still at the value of a job that ended cleanly (the
-        keys of ``core.job_store.FINAL_STATE_DEFAULTS``): what a job store keeps per job."""
+        what a job store keeps in columns of its own (ids, status, timestamps) and every
+        key still at the value of a job that ended cleanly (the keys of
+        ``core.job_store.FINAL_STATE_DEFAULTS``): what a job store keeps per job."""
         with self._lock:
             states = {key: dict(value) for key, value in self._routine_states.items()}
-        snapshot: dict[str, Any] = {
-            "job_id": self.job_id,
-            "flow_id": self.flow_id,
-            "status": str(self.status),
-        }
+        snapshot: dict[str, Any] = (
+            {}
+            if compact
+            else {"job_id": self.job_id, "flow_id": self.flow_id, "status": str(self.status)}
+        )
         exception = self._exception
         if exception is not None:
             snapshot["error"] = f"{type(exception).__name__}: {exception_text(exception)}"
@@ -386,6 +388,33 @@ class JobState:
         if execution_history:
             snapshot["execution_history"] = [record.to_dict() for record in self.execution_history]
         return snapshot
+
+    def compact_json(self, execution_history: bool) -> str:
+        """``to_dict(execution_history, compact=True)`` as JSON text (what a JSON cannot
+        hold becomes its repr). A job that ended cleanly, the most common by far, is written
+        straight from its three containers, without copying them first."""
+        if (
+            execution_history
+            or self._exception is not None
+            or self.error_routine_id is not None
+            or self.errors
+            or self.unconsumed
+            or self.skipped_routines
+            or self.history
+        ):
+            return lenient_json(self.to_dict(execution_history, compact=True))
+        encode = lenient_chunks
+        if encode is None:  # an interpreter without CPython's JSON accelerator
+            return lenient_json(self.to_dict(False, compact=True))
+        states = "{}"
+        if self._routine_states:
+            with self._lock:  # copied under the lock, encoded outside it (as to_dict does)
+                copied = {key: dict(value) for key, value in self._routine_states.items()}
+            states = "".join(encode(copied, 0))
+        # The C encoder takes a list of a dict's items first: a write racing it breaks nothing.
+        shared = "".join(encode(self.shared_data, 0)) if self.shared_data else "{}"
+        log = "".join(encode(list(self.shared_log), 0)) if self.shared_log else "[]"
+        return f'{{"routine_states":{states},"shared_data":{shared},"shared_log":{log}}}'
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobState:

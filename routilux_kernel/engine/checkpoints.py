@@ -14,7 +14,6 @@ import json
 import threading
 import time
 import traceback
-import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -31,26 +30,25 @@ from routilux_kernel.core.job_store import (
     NewJob,
     ProcessIdentity,
 )
-from routilux_kernel.core.json_text import json_string, lenient_json, strict_json
+from routilux_kernel.core.job_state import HISTORY_LIMIT
+from routilux_kernel.core.json_text import json_string, strict_json
 
 if TYPE_CHECKING:
-    from routilux_kernel.core.flow import Flow
     from routilux_kernel.core.job_state import JobState
     from routilux_kernel.engine.activation import RoutineRun
-
-# The flow definition as JSON text, made once per flow version and store.
-_snapshots: weakref.WeakKeyDictionary[Flow, tuple[int, str | None]] = weakref.WeakKeyDictionary()
+    from routilux_kernel.engine.plan import FlowPlan
 
 
-def flow_snapshot(flow: Flow) -> str | None:
-    cached = _snapshots.get(flow)
-    if cached is not None and cached[0] == flow.version:
-        return cached[1]
+def flow_snapshot(plan: FlowPlan) -> str | None:
+    """The flow definition as JSON text, made once per plan (flow version) of a runtime."""
+    cached = plan.stored_snapshot
+    if cached is not None:
+        return cached[0]
     try:
-        text: str | None = json.dumps(flow.to_dict(), default=repr)
+        text: str | None = json.dumps(plan.flow.to_dict(), default=repr)
     except Exception:  # a flow built in code may hold routines no flow file can name
         text = None
-    _snapshots[flow] = (flow.version, text)
+    plan.stored_snapshot = (text,)
     return text
 
 
@@ -127,10 +125,10 @@ class JobCheckpoints:
         "_next_activation",
         "_queued",
         "_renumber",
+        "_next_delivered",
         "_producers",
         "_rows_of_records",
         "_lock",
-        "_starts_empty",
     )
 
     def __init__(
@@ -147,8 +145,11 @@ class JobCheckpoints:
         self._next_activation = next_activation
         #: Numbers of the items in each (routine, slot) queue, in queue order (job lock).
         self._queued: dict[tuple[str, str], deque[int]] = {}
-        #: Numbers for the items ``JobRun.start`` delivers again (a recovered job's queues).
-        self._renumber = numbered or {}
+        #: Numbers of the items ``JobRun.start`` delivers again to a recovered job's queues.
+        #: None for a job stored by ``store_new_job``: ``start`` delivers its items in the
+        #: order they were numbered there, so each takes the next number.
+        self._renumber = numbered
+        self._next_delivered = next_item
         self._producers: dict[int, ActivationRecorder] = {}  # until the producer is handed over
         self._rows_of_records = 0  # activation rows made from an execution record
         self._lock = threading.Lock()
@@ -159,61 +160,66 @@ class JobCheckpoints:
 
     def store_new_job(
         self,
-        flow: Flow,
+        plan: FlowPlan,
         entries: list[tuple[str, str]],
         params: dict[str, Any],
         owner: ProcessIdentity,
         fresh: bool = False,
     ) -> None:
-        """Number the data ``start`` will deliver and store the job before it starts;
-        ``fresh``: the job's id was made for it just now (not a resumed JobState's)."""
+        """Number the data ``start`` will deliver, in the order it delivers it (a resumed
+        JobState's data left in slots, then the entries), and store the job before it
+        starts; ``fresh``: the job's id was made for it just now (not a resumed JobState's)."""
         state = self.job_state
+        flow = plan.flow
         encode = self.store.codec.encode
+        number = self._next_item
         items: list[tuple[int, str, str, str]] = []
-        if state.unconsumed:  # a resumed JobState's data, delivered first
+        if state.unconsumed:
             for routine_id, slots in state.unconsumed.items():
                 for slot, values in slots.items():
                     for value in values:
                         where = f"job {state.job_id}: data left in {routine_id}.{slot}"
-                        number = self._number(routine_id, slot)
                         items.append((number, routine_id, slot, encode(value, where)))
+                        number += 1
         if entries:
             text = encode(
                 params, lambda: f"job {state.job_id} of flow {flow.flow_id!r}: entry_params"
             )
             for routine_id, slot in entries:
-                items.append((self._number(routine_id, slot), routine_id, slot, text))
+                items.append((number, routine_id, slot, text))
+                number += 1
+        self._next_item = number
+        cached = plan.stored_snapshot
         self.store.job_created(
-            NewJob(
-                job_id=state.job_id,
-                flow_id=flow.flow_id,
-                flow_snapshot=flow_snapshot(flow),
-                flow_source=getattr(flow, "source_file", None),
-                entry_items=items,
-                created_at=state.created_at,
-                owner=owner,
-                fresh=fresh,
+            NewJob(  # positional, in field order: keywords cost more on this per-job path
+                state.job_id,
+                flow.flow_id,
+                cached[0] if cached is not None else flow_snapshot(plan),
+                getattr(flow, "source_file", None),
+                items,
+                state.created_at,
+                owner,
+                "running",
+                fresh,
             )
         )
-
-    def _number(self, routine_id: str, slot: str) -> int:
-        number = self._next_item
-        self._next_item += 1
-        queue = self._renumber.get((routine_id, slot))
-        if queue is None:
-            queue = self._renumber[(routine_id, slot)] = deque()
-        queue.append(number)
-        return number
 
     # -- while the job runs (callers hold the job's lock where noted) ------------------------
 
     def delivered(self, routine_id: str, slot: str) -> None:
         """``start`` put an already numbered item in a queue (job lock held)."""
         key = (routine_id, slot)
+        renumber = self._renumber
+        if renumber is None:
+            number = self._next_delivered
+            self._next_delivered = number + 1
+        else:
+            number = renumber[key].popleft()
         queue = self._queued.get(key)
         if queue is None:
-            queue = self._queued[key] = deque()
-        queue.append(self._renumber[key].popleft())
+            self._queued[key] = deque((number,))
+        else:
+            queue.append(number)
 
     def encode_emit(self, routine_id: str, event: str, data: dict[str, Any]) -> str:
         """Encode an emit before anything of it is delivered: a bad value refuses it whole."""
@@ -228,8 +234,9 @@ class JobCheckpoints:
         key = (routine_id, slot)
         queue = self._queued.get(key)  # not setdefault: that would build a deque per call
         if queue is None:
-            queue = self._queued[key] = deque()
-        queue.append(number)
+            self._queued[key] = deque((number,))
+        else:
+            queue.append(number)
         recorder = current_recorder.get()
         if isinstance(recorder, ActivationRecorder) and recorder.checkpoints is self:
             recorder.ops.append(
@@ -272,8 +279,9 @@ class JobCheckpoints:
             record = ExecutionRecord(
                 recorder.routine_id, FAILED, recorder.started_at, time.time(), attempt
             )
+        consumed = recorder.consumed
         # Positional: keywords double the cost of this once-per-activation object.
-        recorder.commit = ActivationCommit(
+        recorder.commit = commit = ActivationCommit(
             self.job_state.job_id,
             recorder.number,
             record.routine_id,
@@ -281,14 +289,24 @@ class JobCheckpoints:
             record.finished_at,
             record.outcome,
             record.attempt,
-            recorder.consumed,
+            consumed,
             "[" + ",".join(recorder.ops) + "]",
             None if error is None else f"{type(error).__name__}: {error}",
             None if error is None else _traceback_text(error),
         )
+        producers = self._producers
+        if not recorder.produced and not (producers and any(n in producers for n in consumed)):
+            # Nothing can wait for it (it routed nothing) and its inputs' producers were
+            # handed over (each leaves _producers under the lock as it is): no lock needed.
+            recorder.handed = True
+            try:
+                self.store.activation_committed(commit)
+            except Exception:  # the store failed: reported below
+                pass
+            return self.store.failure()
         with self._lock:
-            for number in recorder.consumed:
-                parent = self._producers.get(number)
+            for number in consumed:
+                parent = producers.get(number)
                 if parent is not None and not parent.handed:
                     if parent.waiting:
                         parent.waiting.append(recorder)
@@ -317,27 +335,26 @@ class JobCheckpoints:
                     ready.append(child)
             recorder.waiting = ()
 
-    def _final_state(self) -> dict[str, Any]:
-        """``JobState.to_dict`` less what the job's row and activation rows hold already:
-        its timestamps (columns; floats cost the most to write as text) and, usually, its
-        execution history; and less the keys that hold their value of a job that ended
-        cleanly. ``jobs show`` puts them all back."""
-        return self.job_state.to_dict(self._history_is_not_rows(), compact=True)
-
     def _history_is_not_rows(self) -> bool:
         """False when the job's execution history is exactly its activation rows (made from
         the same records, see activation_finished): then it is not kept twice. A retry or
         an error leaves history events; a record a routine added itself makes one more."""
         state = self.job_state
-        return bool(state.history) or len(state.execution_history) != self._rows_of_records
+        kept = min(len(state._executions), HISTORY_LIMIT)  # len(execution_history), uncopied
+        return bool(state.history) or kept != self._rows_of_records
 
     def job_finished(self) -> None:
-        """Store the job's outcome after every commit of it that can still be handed over."""
+        """Store the job's outcome after every commit of it that can still be handed over.
+
+        The outcome holds ``JobState.to_dict`` less what the job's row and activation rows
+        hold already (ids, status and timestamps are columns; the execution history, when
+        it is exactly the activation rows) and less the keys that hold their value of a job
+        that ended cleanly. ``jobs show`` puts them all back."""
         state = self.job_state
-        with self._lock:
-            # Left waiting only on logic that outlived its (now terminal) job: order no longer
-            # matters, recovery never runs a finished job.
-            if self._producers:
+        if self._producers:
+            with self._lock:
+                # Left waiting only on logic that outlived its (now terminal) job: order no
+                # longer matters, recovery never runs a finished job.
                 orphans = {
                     child
                     for parent in self._producers.values()
@@ -350,14 +367,14 @@ class JobCheckpoints:
         error = state.exception
         try:
             self.store.job_updated(
-                JobUpdate(
-                    job_id=state.job_id,
-                    status=str(state.status),
-                    started_at=state.started_at,
-                    finished_at=state.finished_at,
-                    error=None if error is None else f"{type(error).__name__}: {state.error}",
-                    traceback=None if error is None else _traceback_text(error),
-                    final_state=lenient_json(self._final_state()),
+                JobUpdate(  # positional, in field order
+                    state.job_id,
+                    str(state.status),
+                    state.started_at,
+                    state.finished_at,
+                    None if error is None else f"{type(error).__name__}: {state.error}",
+                    None if error is None else _traceback_text(error),
+                    state.compact_json(self._history_is_not_rows()),
                 )
             )
         except Exception:  # a failed store already failed this job; nothing more to keep

@@ -40,6 +40,9 @@ class FlowPlan:
     routes: dict[tuple[str, str], tuple[tuple[str, str], ...]]
     entry_ids: list[str]
     id_by_routine: dict[int, str]
+    #: The flow definition as a job store keeps it (``checkpoints.flow_snapshot``): made on
+    #: the first durable job, as a 1-tuple (its text is None for a flow no file can name).
+    stored_snapshot: tuple[str | None] | None = None
 
     def is_current(self, flow: Flow) -> bool:
         """False once the flow, or one of its routines' slots, events or executor, changed."""

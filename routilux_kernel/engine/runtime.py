@@ -204,7 +204,7 @@ class Runtime:
         run = JobRun(self, flow, plan, job_state, timeout)
         if self.store.durable:
             try:
-                self._checkpoint(run, flow, entries, entry_params, fresh=not resumed)
+                self._checkpoint(run, entries, entry_params, fresh=not resumed)
             except BaseException:
                 job_state._mark_done()  # hand it back finished, as it came
                 raise
@@ -357,7 +357,6 @@ class Runtime:
     def _checkpoint(
         self,
         run: JobRun,
-        flow: Flow,
         entries: list[tuple[str, str]],
         params: dict[str, Any],
         fresh: bool,
@@ -366,7 +365,7 @@ class Runtime:
         checkpoints = self._recovering.pop(run.job_state.job_id, None)
         if checkpoints is None:
             checkpoints = JobCheckpoints(self.store, run.job_state)
-            checkpoints.store_new_job(flow, entries, params, self._owner, fresh)
+            checkpoints.store_new_job(run.plan, entries, params, self._owner, fresh)
         run._checkpoints = checkpoints
 
     def _resolve_flow(self, flow_or_name: Flow | str) -> Flow:

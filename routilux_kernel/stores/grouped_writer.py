@@ -8,6 +8,13 @@ Waking the thread for each write instead would cost more than the writes themsel
 wake-up takes the GIL from the engine's threads. The thread also commits when the lease of
 the jobs its process owns is due for renewal.
 
+A new job's writes are held back until the job ends, for at most ``HOLD_SECONDS`` after it
+was created: most jobs end by then, and a store writes such a job as one row, its outcome
+and activations in it, instead of a row that later updates and activation rows besides.
+Only the order of one job's writes matters (a commit never lands before its job or its
+inputs' producers, all of the same job), and that order is kept. A flush or close writes
+everything held.
+
 A store's writer subclasses :class:`GroupedWriter` with its ``_commit``: one transaction for
 the batch, renewing the lease when ``_next_lease`` has passed; a failed transaction is rolled
 back and sets ``failure``, so what was committed before stays and the store takes no more
@@ -20,6 +27,7 @@ import hashlib
 import threading
 import time
 from collections import deque
+from typing import cast
 
 from routilux_kernel.core.job_store import (
     ActivationCommit,
@@ -34,6 +42,9 @@ from routilux_kernel.core.lazy_logger import logger
 GATHER_SECONDS = 0.02
 #: This many waiting writes are committed at once, without waiting out the gathering time.
 BATCH_LIMIT = 5000
+#: Seconds after its creation that a running job's writes may be held back (see above); with
+#: the gathering and the commit itself, well inside MAX_COMMIT_DELAY.
+HOLD_SECONDS = 0.04
 
 Write = NewJob | ActivationCommit | JobUpdate
 
@@ -57,6 +68,9 @@ class GroupedWriter:
         self._closing = False
         self._flushing = 0  # callers of flush() waiting: commit without gathering
         self._idle = True  # the thread waits for a first write (hand_over must wake it)
+        #: Writes of new, running jobs held back (only this thread): job id -> (release
+        #: time, its writes in order), in the order the jobs came.
+        self._held: dict[str, tuple[float, list[Write]]] = {}
         self.failure: JobStoreError | None = None
         self._next_lease = 0.0
         self._thread = threading.Thread(target=self._loop, name=thread_name, daemon=True)
@@ -133,10 +147,11 @@ class GroupedWriter:
                 closing = self._closing
             batch = [pending.popleft() for _ in range(count)]
             marks = [w for w in batch if type(w) is _FlushMark]
-            writes = [w for w in batch if type(w) is not _FlushMark] if marks else batch
+            taken = [w for w in batch if type(w) is not _FlushMark] if marks else batch
+            writes = self._hold_back(cast("list[Write]", taken), everything=bool(marks) or closing)
             if writes or flows or time.time() >= self._next_lease:
                 try:
-                    self._commit(writes, flows)  # type: ignore[arg-type]
+                    self._commit(writes, flows)
                 except Exception as exc:  # a bug, not a store fault: still nobody may hang
                     logger.opt(exception=True).error("job store writer failed")
                     with self._changed:
@@ -149,6 +164,33 @@ class GroupedWriter:
             if closing and not pending:
                 return
 
+    def _hold_back(self, writes: list[Write], everything: bool) -> list[Write]:
+        """The writes to commit now: ``writes`` less those of new jobs still running and
+        young, plus held writes whose job ended or whose time is up (all, for a flush)."""
+        held = self._held
+        if not held and everything:
+            return writes
+        out: list[Write] = []
+        for write in writes:
+            entry = held.get(write.job_id)
+            if entry is not None:
+                entry[1].append(write)
+                if type(write) is JobUpdate:  # the job ended: its writes go together now
+                    del held[write.job_id]
+                    out.extend(entry[1])
+            elif type(write) is NewJob and not everything:
+                held[write.job_id] = (write.created_at + HOLD_SECONDS, [write])
+            else:
+                out.append(write)
+        now = time.time()
+        while held:  # in the order the jobs came, so the first one is due first
+            job_id, (due, job_writes) = next(iter(held.items()))
+            if due > now and not everything:
+                break
+            del held[job_id]
+            out.extend(job_writes)
+        return out
+
     def _has_work(self) -> bool:
         return bool(self._pending) or self._closing
 
@@ -156,7 +198,11 @@ class GroupedWriter:
         return self._closing or self._flushing > 0 or len(self._pending) >= BATCH_LIMIT
 
     def _lease_wait(self) -> float:
-        return max(0.0, self._next_lease - time.time())
+        """Seconds until the thread must commit with no new write: the lease, or held writes."""
+        wake = self._next_lease
+        if self._held:
+            wake = min(wake, next(iter(self._held.values()))[0])
+        return max(0.0, wake - time.time())
 
     def _commit(self, batch: list[Write], flows: dict[str, str | None]) -> None:
         """Write ``batch`` (and the flow definitions not written yet) in one transaction."""
