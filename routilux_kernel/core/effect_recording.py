@@ -34,28 +34,34 @@ def recorder_for(job_state: Any) -> EffectRecorder | None:
     return None
 
 
+def _recorder_of(container: Any, attribute: str) -> EffectRecorder | None:
+    """The recorder of the running activation if ``container`` is its job's ``attribute``
+    (a wrapper holds no reference to its JobState: that would make every job a cycle
+    only the garbage collector frees)."""
+    recorder = current_recorder.get()
+    if recorder is not None and getattr(recorder.job_state, attribute, None) is container:
+        return recorder
+    return None
+
+
 class RecordingSharedData(dict[str, Any]):
     """``JobState.shared_data`` of a job on a durable store: top-level writes are recorded."""
 
-    __slots__ = ("job_state",)
-    job_state: Any
+    __slots__ = ()
 
     @classmethod
-    def of(cls, job_state: Any, initial: dict[str, Any]) -> RecordingSharedData:
-        # dict's own __init__ copies: one per job, no Python-level __init__ around it
-        shared = cls(initial)
-        shared.job_state = job_state
-        return shared
+    def of(cls, initial: dict[str, Any]) -> RecordingSharedData:
+        return cls(initial)  # dict's own __init__ copies: no Python-level __init__ around it
 
     def __setitem__(self, key: str, value: Any) -> None:
-        recorder = current_recorder.get()  # recorder_for, inlined: the most common write
-        if recorder is not None and recorder.job_state is self.job_state:
+        recorder = current_recorder.get()  # _recorder_of, inlined: the most common write
+        if recorder is not None and recorder.job_state.shared_data is self:
             recorder.record("set", key, value)
         super().__setitem__(key, value)
 
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
-        recorder = recorder_for(self.job_state)
+        recorder = _recorder_of(self, "shared_data")
         if recorder is not None:
             recorder.record("delete", key)
 
@@ -81,7 +87,7 @@ class RecordingSharedData(dict[str, Any]):
 
     def clear(self) -> None:
         super().clear()
-        recorder = recorder_for(self.job_state)
+        recorder = _recorder_of(self, "shared_data")
         if recorder is not None:
             recorder.record("clear")
 
@@ -89,17 +95,14 @@ class RecordingSharedData(dict[str, Any]):
 class RecordingSharedLog(list[Any]):
     """``JobState.shared_log`` of a job on a durable store: appends are recorded."""
 
-    __slots__ = ("job_state",)
-    job_state: Any
+    __slots__ = ()
 
     @classmethod
-    def of(cls, job_state: Any, initial: list[Any]) -> RecordingSharedLog:
-        log = cls(initial)
-        log.job_state = job_state
-        return log
+    def of(cls, initial: list[Any]) -> RecordingSharedLog:
+        return cls(initial)
 
     def append(self, value: Any) -> None:
-        recorder = recorder_for(self.job_state)
+        recorder = _recorder_of(self, "shared_log")
         if recorder is not None:
             recorder.record("append", value)
         super().append(value)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from routilux_kernel.core.errors import RoutiluxError
-from routilux_kernel.core.json_text import strict_chunks, strict_json
+from routilux_kernel.core.json_text import json_string, strict_chunks, strict_json
 
 
 class StoreSerializationError(RoutiluxError, TypeError):
@@ -54,6 +54,23 @@ class ValueCodec:
                 "str keys) in emits and job state, or open the store with ?serializer=pickle"
             ) from None
 
+    def quick(self, value: Any) -> str:
+        """What :meth:`encode` returns, or any exception where it would refuse ``value``:
+        the hot path of a durable run calls this, and calls ``encode`` with the name of the
+        writer (which takes a function or a formatted text to build) only when it raises."""
+        kind = type(value)
+        if kind is dict and strict_chunks is not None:  # emits, state updates, entry params
+            return "".join(strict_chunks(value, 0))
+        if kind is str:
+            return json_string(value)
+        if kind is bool:
+            return "true" if value else "false"
+        if kind is int:
+            return int.__repr__(value)
+        if value is None:
+            return "null"
+        return strict_json(value)
+
     def decode(self, value: Any) -> Any:
         """The value back from the parsed JSON of :meth:`encode`."""
         return value
@@ -72,6 +89,10 @@ class PickleCodec(ValueCodec):
                 f"{_text(where)}: a {type(value).__name__} cannot be pickled for the job store: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
+        return '"' + base64.b64encode(data).decode("ascii") + '"'
+
+    def quick(self, value: Any) -> str:
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         return '"' + base64.b64encode(data).decode("ascii") + '"'
 
     def decode(self, value: Any) -> Any:

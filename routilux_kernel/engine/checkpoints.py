@@ -23,6 +23,7 @@ from routilux_kernel.core.effect_recording import (
     current_recorder,
 )
 from routilux_kernel.core.execution_record import FAILED, ExecutionRecord
+from routilux_kernel.core.job_state import HISTORY_LIMIT
 from routilux_kernel.core.job_store import (
     ActivationCommit,
     JobStore,
@@ -30,7 +31,6 @@ from routilux_kernel.core.job_store import (
     NewJob,
     ProcessIdentity,
 )
-from routilux_kernel.core.job_state import HISTORY_LIMIT
 from routilux_kernel.core.json_text import json_string, strict_json
 
 if TYPE_CHECKING:
@@ -89,18 +89,23 @@ class ActivationRecorder:
         self.ran = False  # its logic ran (else the job ended first and kept its data)
 
     def record(self, kind: str, *args: Any) -> None:
-        encode = self.checkpoints.store.codec.encode
-        if kind == "state":
-            routine_id, updates = args
-            text = encode(
-                updates, lambda: f"{self._who()}: update_routine_state({routine_id!r}, ...)"
-            )
-            self.ops.append(f'["state",{json_string(routine_id)},{text}]')
-        elif kind == "set":
+        # No lambda in here: a variable it captured would cost a cell on every call.
+        quick = self.checkpoints.quick
+        if kind == "set":
             key, value = args
-            text = encode(value, lambda: f"{self._who()}: shared_data[{key!r}]")
+            try:
+                text = quick(value)
+            except Exception:  # encode names the routine and key (or encodes after all)
+                text = self._encode(value, f"shared_data[{key!r}]")
             name = json_string(key) if type(key) is str else strict_json(key)
             self.ops.append(f'["set",{name},{text}]')
+        elif kind == "state":
+            routine_id, updates = args
+            try:
+                text = quick(updates)
+            except Exception:
+                text = self._encode(updates, f"update_routine_state({routine_id!r}, ...)")
+            self.ops.append(f'["state",{json_string(routine_id)},{text}]')
         elif kind == "delete":
             self.ops.append(f'["delete",{strict_json(args[0])}]')
         elif kind == "clear":
@@ -108,11 +113,16 @@ class ActivationRecorder:
         elif kind == "skip":
             self.ops.append(f'["skip",{json_string(args[0])}]')
         elif kind == "append":
-            text = encode(args[0], lambda: f"{self._who()}: shared_log.append")
+            try:
+                text = quick(args[0])
+            except Exception:
+                text = self._encode(args[0], "shared_log.append")
             self.ops.append(f'["append",{text}]')
 
-    def _who(self) -> str:
-        return f"routine {self.routine_id!r} of job {self.job_state.job_id}"
+    def _encode(self, value: Any, what: str) -> str:
+        """The store codec's ``encode``: its error names this routine, its job and ``what``."""
+        where = f"routine {self.routine_id!r} of job {self.job_state.job_id}: {what}"
+        return self.checkpoints.store.codec.encode(value, where)
 
 
 class JobCheckpoints:
@@ -120,6 +130,7 @@ class JobCheckpoints:
 
     __slots__ = (
         "store",
+        "quick",
         "job_state",
         "_next_item",
         "_next_activation",
@@ -140,11 +151,14 @@ class JobCheckpoints:
         numbered: dict[tuple[str, str], deque[int]] | None = None,
     ) -> None:
         self.store = store
+        #: The store codec's ``quick`` (see ValueCodec): fall back to ``encode`` on an error.
+        self.quick = store.codec.quick
         self.job_state = job_state
         self._next_item = next_item
         self._next_activation = next_activation
-        #: Numbers of the items in each (routine, slot) queue, in queue order (job lock).
-        self._queued: dict[tuple[str, str], deque[int]] = {}
+        #: Numbers of the items in each (routine, slot) queue, in queue order (job lock): an
+        #: int while the queue holds one item (most do; a deque costs a block of 64 slots).
+        self._queued: dict[tuple[str, str], int | deque[int]] = {}
         #: Numbers of the items ``JobRun.start`` delivers again to a recovered job's queues.
         #: None for a job stored by ``store_new_job``: ``start`` delivers its items in the
         #: order they were numbered there, so each takes the next number.
@@ -153,8 +167,8 @@ class JobCheckpoints:
         self._producers: dict[int, ActivationRecorder] = {}  # until the producer is handed over
         self._rows_of_records = 0  # activation rows made from an execution record
         self._lock = threading.Lock()
-        job_state.shared_data = RecordingSharedData.of(job_state, job_state.shared_data)
-        job_state.shared_log = RecordingSharedLog.of(job_state, job_state.shared_log)
+        job_state.shared_data = RecordingSharedData.of(job_state.shared_data)
+        job_state.shared_log = RecordingSharedLog.of(job_state.shared_log)
 
     # -- creation --------------------------------------------------------------------------
 
@@ -182,9 +196,10 @@ class JobCheckpoints:
                         items.append((number, routine_id, slot, encode(value, where)))
                         number += 1
         if entries:
-            text = encode(
-                params, lambda: f"job {state.job_id} of flow {flow.flow_id!r}: entry_params"
-            )
+            try:
+                text = self.quick(params)
+            except Exception:  # no lambda: its captured variables would cost cells per call
+                text = encode(params, f"job {state.job_id} of flow {flow.flow_id!r}: entry_params")
             for routine_id, slot in entries:
                 items.append((number, routine_id, slot, text))
                 number += 1
@@ -206,39 +221,44 @@ class JobCheckpoints:
 
     # -- while the job runs (callers hold the job's lock where noted) ------------------------
 
-    def delivered(self, routine_id: str, slot: str) -> None:
-        """``start`` put an already numbered item in a queue (job lock held)."""
-        key = (routine_id, slot)
+    def delivered(self, key: tuple[str, str]) -> None:
+        """``start`` put an already numbered item in the queue ``key``, a (routine_id, slot)
+        (job lock held)."""
         renumber = self._renumber
         if renumber is None:
             number = self._next_delivered
             self._next_delivered = number + 1
         else:
             number = renumber[key].popleft()
-        queue = self._queued.get(key)
+        self._enqueue(key, number)
+
+    def _enqueue(self, key: tuple[str, str], number: int) -> None:
+        queued = self._queued
+        queue = queued.get(key)
         if queue is None:
-            self._queued[key] = deque((number,))
+            queued[key] = number
+        elif type(queue) is int:
+            queued[key] = deque((queue, number))
         else:
-            queue.append(number)
+            queue.append(number)  # type: ignore[union-attr]
 
     def encode_emit(self, routine_id: str, event: str, data: dict[str, Any]) -> str:
         """Encode an emit before anything of it is delivered: a bad value refuses it whole."""
-        return self.store.codec.encode(
-            data, lambda: f"routine {routine_id!r} of job {self.job_state.job_id}: emit({event!r})"
-        )
+        try:
+            return self.quick(data)
+        except Exception:  # no lambda: its captured variables would cost cells per call
+            where = f"routine {routine_id!r} of job {self.job_state.job_id}: emit({event!r})"
+            return self.store.codec.encode(data, where)
 
-    def routed(self, routine_id: str, slot: str, text: str) -> None:
-        """An emit put an item in a queue (job lock held); the emitting activation owns it."""
+    def routed(self, target: tuple[str, str], text: str) -> None:
+        """An emit put an item in the queue ``target``, a (routine_id, slot) (job lock
+        held); the emitting activation owns it."""
         number = self._next_item
-        self._next_item += 1
-        key = (routine_id, slot)
-        queue = self._queued.get(key)  # not setdefault: that would build a deque per call
-        if queue is None:
-            self._queued[key] = deque((number,))
-        else:
-            queue.append(number)
+        self._next_item = number + 1
+        self._enqueue(target, number)
         recorder = current_recorder.get()
         if isinstance(recorder, ActivationRecorder) and recorder.checkpoints is self:
+            routine_id, slot = target
             recorder.ops.append(
                 f'["item",{number},{json_string(routine_id)},{json_string(slot)},{text}]'
             )
@@ -254,11 +274,19 @@ class JobCheckpoints:
         """A policy took items from the front of the queues (job lock held): name them."""
         recorder = ActivationRecorder(self, self._next_activation, run.routine_id)
         self._next_activation += 1
-        for slot in run.slot_names:
-            numbers = self._queued.get((run.routine_id, slot))
-            if numbers:
-                for _ in range(len(numbers) - run._length(slot)):
-                    recorder.consumed.append(numbers.popleft())
+        queued = self._queued
+        consumed = recorder.consumed
+        for key in run.spec.slot_keys:
+            queue = queued.get(key)
+            if queue is None:
+                continue
+            if type(queue) is int:
+                if not run._length(key[1]):  # its one item was taken
+                    consumed.append(queue)
+                    del queued[key]
+            else:
+                for _ in range(len(queue) - run._length(key[1])):  # type: ignore[arg-type]
+                    consumed.append(queue.popleft())  # type: ignore[union-attr]
         return recorder
 
     def activation_finished(
@@ -295,7 +323,13 @@ class JobCheckpoints:
             None if error is None else _traceback_text(error),
         )
         producers = self._producers
-        if not recorder.produced and not (producers and any(n in producers for n in consumed)):
+        waits = False
+        if producers:
+            for number in consumed:
+                if number in producers:
+                    waits = True
+                    break
+        if not recorder.produced and not waits:
             # Nothing can wait for it (it routed nothing) and its inputs' producers were
             # handed over (each leaves _producers under the lock as it is): no lock needed.
             recorder.handed = True

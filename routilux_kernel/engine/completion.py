@@ -317,6 +317,10 @@ class DispatchAndCompletion(JobBase):
             self._checkpoints.job_finished()
         with self.lock:  # a resume must wait until no logic of this run is left running
             self._claim_held = self._logic_running_locked()
+            # Every use of the routine runs is guarded by ``closed``, so a finished job
+            # drops them: a RoutineRun points back to its JobRun, and that cycle made every
+            # job garbage that only the collector could free (its cost grew with the jobs).
+            self.runs = {}
         state._live_run = None  # an emit naming this job from a helper thread now fails
         state._mark_done(release_claim=not self._claim_held)
         self.runtime._job_finished(cast("JobRun", self))

@@ -108,17 +108,18 @@ class PolicyDecisions(JobBase):
                             )
                         return
                     break
-            for target_id, slot in targets:
+            for target in targets:
+                target_id, slot = target
                 run = self.runs[target_id]
                 # self.closed: the policy of an earlier target failed and ended the job
                 if run.skipped or self.closed:
                     state.unconsumed.setdefault(target_id, {}).setdefault(slot, []).append(data)
                     if checkpoints is not None and not self.closed:  # recovery keeps it too
-                        checkpoints.routed(target_id, slot, text)
+                        checkpoints.routed(target, text)
                     continue
                 run._append(slot, data)
                 if checkpoints is not None:
-                    checkpoints.routed(target_id, slot, text)
+                    checkpoints.routed(target, text)
                 if run.active < run.concurrency:
                     activation = self._decide(run)
                     if activation is not None:

@@ -59,11 +59,12 @@ class JobRun(PolicyDecisions, DispatchAndCompletion, ErrorsAndRetries, AsyncActi
                     for item in items:
                         run._append(slot, item)
                         if checkpoints is not None:
-                            checkpoints.delivered(routine_id, slot)
-            for routine_id, slot in entries:
+                            checkpoints.delivered((routine_id, slot))
+            for entry in entries:
+                routine_id, slot = entry
                 self._run_of(routine_id)._append(slot, dict(params))
                 if checkpoints is not None:
-                    checkpoints.delivered(routine_id, slot)
+                    checkpoints.delivered(entry)
         if self.hooks.job_started is not None:
             self.hooks.notify(
                 self.hooks.job_started, job_state=state, flow=self.flow, entry_params=params

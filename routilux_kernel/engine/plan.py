@@ -18,6 +18,8 @@ class RoutineSpec:
     routine: Routine
     slots: dict[str, Slot]
     slot_names: tuple[str, ...]
+    #: ``(routine_id, slot)`` of each slot, in slot order: a durable job's queue keys.
+    slot_keys: tuple[tuple[str, str], ...]
     executor: Executor
     in_process: bool
     #: How many activations of it may run at once in one job.
@@ -71,6 +73,7 @@ def build_plan(flow: Flow, executor_for: Callable[[str, Routine], Executor]) -> 
             routine=routine,
             slots=dict(routine._slots),
             slot_names=tuple(routine._slots),
+            slot_keys=tuple((routine_id, slot) for slot in routine._slots),
             executor=executor,
             in_process=executor.capabilities.in_process,
             concurrency=routine.concurrency,

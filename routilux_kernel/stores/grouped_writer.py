@@ -161,6 +161,8 @@ class GroupedWriter:
                         )
             for mark in marks:
                 mark.set()
+            # Not kept alive (nor traversed by the collector) until the next batch
+            del batch, taken, writes
             if closing and not pending:
                 return
 
