@@ -90,7 +90,7 @@ class ActivationRecorder:
 
     def record(self, kind: str, *args: Any) -> None:
         # No lambda in here: a variable it captured would cost a cell on every call.
-        quick = self.checkpoints.quick
+        quick = self.checkpoints.codec.quick
         if kind == "set":
             key, value = args
             try:
@@ -125,12 +125,16 @@ class ActivationRecorder:
         return self.checkpoints.store.codec.encode(value, where)
 
 
+#: The lock of checkpoints not attached to a job run yet (correct, if shared).
+_UNATTACHED = threading.Lock()
+
+
 class JobCheckpoints:
     """The checkpoint bookkeeping of one job run (item numbers, recorders, commit order)."""
 
     __slots__ = (
         "store",
-        "quick",
+        "codec",
         "job_state",
         "_next_item",
         "_next_activation",
@@ -151,8 +155,8 @@ class JobCheckpoints:
         numbered: dict[tuple[str, str], deque[int]] | None = None,
     ) -> None:
         self.store = store
-        #: The store codec's ``quick`` (see ValueCodec): fall back to ``encode`` on an error.
-        self.quick = store.codec.quick
+        #: Values are encoded by the codec's ``quick``, and by ``encode`` where that raises.
+        self.codec = store.codec
         self.job_state = job_state
         self._next_item = next_item
         self._next_activation = next_activation
@@ -166,9 +170,15 @@ class JobCheckpoints:
         self._next_delivered = next_item
         self._producers: dict[int, ActivationRecorder] = {}  # until the producer is handed over
         self._rows_of_records = 0  # activation rows made from an execution record
-        self._lock = threading.Lock()
+        #: Guards the producers and their waiting lists; the Runtime gives it the job's own
+        #: lock (``attach``): no section under it takes that lock again or calls user code.
+        self._lock = _UNATTACHED
         job_state.shared_data = RecordingSharedData.of(job_state.shared_data)
         job_state.shared_log = RecordingSharedLog.of(job_state.shared_log)
+
+    def attach(self, lock: threading.Lock) -> None:
+        """Run under ``lock``, the job run's own (see ``_lock``)."""
+        self._lock = lock
 
     # -- creation --------------------------------------------------------------------------
 
@@ -197,7 +207,7 @@ class JobCheckpoints:
                         number += 1
         if entries:
             try:
-                text = self.quick(params)
+                text = self.codec.quick(params)
             except Exception:  # no lambda: its captured variables would cost cells per call
                 text = encode(params, f"job {state.job_id} of flow {flow.flow_id!r}: entry_params")
             for routine_id, slot in entries:
@@ -245,7 +255,7 @@ class JobCheckpoints:
     def encode_emit(self, routine_id: str, event: str, data: dict[str, Any]) -> str:
         """Encode an emit before anything of it is delivered: a bad value refuses it whole."""
         try:
-            return self.quick(data)
+            return self.codec.quick(data)
         except Exception:  # no lambda: its captured variables would cost cells per call
             where = f"routine {routine_id!r} of job {self.job_state.job_id}: emit({event!r})"
             return self.store.codec.encode(data, where)

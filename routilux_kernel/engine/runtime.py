@@ -366,6 +366,7 @@ class Runtime:
         if checkpoints is None:
             checkpoints = JobCheckpoints(self.store, run.job_state)
             checkpoints.store_new_job(run.plan, entries, params, self._owner, fresh)
+        checkpoints.attach(run.lock)
         run._checkpoints = checkpoints
 
     def _resolve_flow(self, flow_or_name: Flow | str) -> Flow:

@@ -18,6 +18,7 @@ from typing import Any
 from routilux_kernel.core.job_store import (
     ActivationCommit,
     JobStoreError,
+    JobUpdate,
     NewJob,
     ProcessIdentity,
 )
@@ -54,7 +55,7 @@ class SqliteWriter(GroupedWriter):
         reused: list[tuple[str]] = []
         flow_keys = self._flow_keys
         for write in batch:
-            if isinstance(write, ActivationCommit):  # the most common write first
+            if type(write) is ActivationCommit:  # the most common write first
                 row = new_jobs.get(write.job_id)
                 if row is not None:  # its job's row is written here too: it goes in that row
                     packed = row[_PACKED_COLUMN]
@@ -78,11 +79,12 @@ class SqliteWriter(GroupedWriter):
                         write.effects,
                     )
                 )
-            elif isinstance(write, NewJob):
+            elif type(write) is NewJob:
                 new_jobs[write.job_id] = _job_row(write, flow_keys, lease_until)
                 if not write.fresh:
                     reused.append((write.job_id,))
             else:
+                assert type(write) is JobUpdate
                 outcome = (
                     write.status,
                     write.started_at,
@@ -219,16 +221,21 @@ _PACKED_COLUMN = 16
 
 
 def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> list[Any]:
-    items = (
-        "["
-        + ",".join(
-            [
-                f"[{n},{json_string(rid)},{json_string(slot)},{data}]"
-                for n, rid, slot, data in job.entry_items
-            ]
+    entries = job.entry_items
+    if len(entries) == 1:  # most jobs: one entry routine
+        n, rid, slot, data = entries[0]
+        items = f"[[{n},{json_string(rid)},{json_string(slot)},{data}]]"
+    else:
+        items = (
+            "["
+            + ",".join(
+                [
+                    f"[{n},{json_string(rid)},{json_string(slot)},{data}]"
+                    for n, rid, slot, data in entries
+                ]
+            )
+            + "]"
         )
-        + "]"
-    )
     return [
         job.job_id,
         job.flow_id,
