@@ -283,7 +283,10 @@ def _store_with_version(path: Path, version: int) -> bytes:
 def test_a_store_of_a_newer_schema_is_refused_and_left_untouched(tmp_path):
     path = tmp_path / "runs.db"
     before = _store_with_version(path, 99)
-    with pytest.raises(JobStoreError, match=r"schema version 99, newer than .* understands \(4\)"):
+    from routilux_kernel.stores.sqlite_schema import SCHEMA_VERSION
+
+    newer = rf"schema version 99, newer than .* understands \({SCHEMA_VERSION}\)"
+    with pytest.raises(JobStoreError, match=newer):
         Runtime(store=f"sqlite:///{path}").exec(chain(), {"n": 1})
     assert path.read_bytes() == before
 
@@ -332,7 +335,8 @@ def test_an_older_schema_is_migrated(tmp_path):
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     indexes = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    assert {"jobs_by_flow", "jobs_by_finish", "jobs_by_created"} <= indexes
+    assert {"jobs_by_flow", "jobs_by_status", "jobs_by_created"} <= indexes
+    assert "jobs_by_finish" not in indexes  # version 5: prune reads jobs_by_created
 
 
 def test_a_version_3_store_keeps_its_activation_rows_next_to_the_new_jobs(tmp_path):

@@ -61,6 +61,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             SELECT job_id, number, routine_id, started_at, finished_at, outcome, attempt, error,
                 traceback, consumed, effects FROM activations""",
     ),
+    (
+        # version 5: pruning by age scans jobs_by_created (a job finished before a moment was
+        # created before it), so no job pays an index entry for its finish time.
+        "DROP INDEX jobs_by_finish",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Seconds a connection waits for another process's write lock before it reports it.

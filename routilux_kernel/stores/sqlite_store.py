@@ -275,9 +275,11 @@ class SqliteJobStore(GroupedWrites, JobStore):
             ids = [
                 row[0]
                 for row in connection.execute(
-                    f"SELECT job_id FROM jobs WHERE status IN {TERMINAL_STATUSES} "
-                    "AND finished_at < ?",
-                    (finished_before,),
+                    # created_at: the range jobs_by_created reads (finished before, so
+                    # created before)
+                    f"SELECT job_id FROM jobs WHERE created_at < ? AND finished_at < ? "
+                    f"AND status IN {TERMINAL_STATUSES}",
+                    (finished_before, finished_before),
                 )
             ]
             connection.executemany("DELETE FROM activations WHERE job_id = ?", [(i,) for i in ids])
