@@ -49,12 +49,21 @@ HOLD_SECONDS = 0.04
 Write = NewJob | ActivationCommit | JobUpdate
 
 
+class CompleteJob(list[Write]):
+    """The writes of a job held back until it ended, in order: its NewJob, its commits, its
+    JobUpdate. Handed to ``_commit`` as one item by writers that set ``takes_complete_jobs``
+    (they write such a job as one row); others get the writes one by one."""
+
+
 class _FlushMark(threading.Event):
     """Queued by ``flush``: set once every write queued before it is committed."""
 
 
 class GroupedWriter:
     """The writer thread of one store in one process; subclasses write a batch (``_commit``)."""
+
+    #: ``_commit`` takes a :class:`CompleteJob` as one item of its batch.
+    takes_complete_jobs = False
 
     def __init__(self, url: str, owner: ProcessIdentity, thread_name: str) -> None:
         self.url = url
@@ -179,7 +188,10 @@ class GroupedWriter:
                 entry[1].append(write)
                 if type(write) is JobUpdate:  # the job ended: its writes go together now
                     del held[write.job_id]
-                    out.extend(entry[1])
+                    if self.takes_complete_jobs:
+                        out.append(CompleteJob(entry[1]))  # type: ignore[arg-type]
+                    else:
+                        out.extend(entry[1])
             elif type(write) is NewJob and not everything:
                 held[write.job_id] = (write.created_at + HOLD_SECONDS, [write])
             else:

@@ -24,7 +24,7 @@ from routilux_kernel.core.job_store import (
 )
 from routilux_kernel.core.json_text import json_string, lenient_json
 from routilux_kernel.core.lazy_logger import logger
-from routilux_kernel.stores.grouped_writer import GroupedWriter, Write
+from routilux_kernel.stores.grouped_writer import CompleteJob, GroupedWriter, Write
 
 #: Seconds an owner's claim on its running jobs lasts without renewal (other hosts wait it out).
 LEASE_SECONDS = 30.0
@@ -32,6 +32,8 @@ LEASE_SECONDS = 30.0
 
 class SqliteWriter(GroupedWriter):
     """The writer thread of one SQLite store connection."""
+
+    takes_complete_jobs = True
 
     def __init__(self, url: str, connection: sqlite3.Connection, owner: ProcessIdentity) -> None:
         self._connection = connection
@@ -47,17 +49,27 @@ class SqliteWriter(GroupedWriter):
         lease_until = now + LEASE_SECONDS
         # A job created and finished within one batch (most short jobs) is inserted with its
         # outcome: one row write instead of an insert and an update.
-        new_jobs: dict[str, list[Any]] = {}
+        # Job rows of this batch, in the order their jobs came: a list while its outcome
+        # may still be filled in, a tuple for a job that came complete.
+        new_jobs: dict[str, list[Any] | tuple[Any, ...]] = {}
         activation_rows: list[tuple[Any, ...]] = []
         update_rows: list[tuple[Any, ...]] = []
         # Jobs whose id may already be in the file (a resumed JobState): their old
         # activation rows go. A fresh id cannot have any, so most batches delete nothing.
         reused: list[tuple[str]] = []
         flow_keys = self._flow_keys
+        owner = self.owner
         for write in batch:
-            if type(write) is ActivationCommit:  # the most common write first
+            if type(write) is CompleteJob:  # most jobs: one row, outcome and activations in it
+                job = write[0]
+                assert type(job) is NewJob
+                new_jobs[job.job_id] = _complete_row(job, write, flow_keys, lease_until)
+                if not job.fresh:
+                    reused.append((job.job_id,))
+                continue
+            if type(write) is ActivationCommit:
                 row = new_jobs.get(write.job_id)
-                if row is not None:  # its job's row is written here too: it goes in that row
+                if type(row) is list:  # its job's row is written here too: it goes in that row
                     packed = row[_PACKED_COLUMN]
                     if packed is None:
                         row[_PACKED_COLUMN] = [_packed(write)]
@@ -94,11 +106,10 @@ class SqliteWriter(GroupedWriter):
                     write.final_state,
                 )
                 row = new_jobs.get(write.job_id)
-                if row is None:
-                    update_rows.append((*outcome, write.job_id))
-                else:
+                if type(row) is list:
                     row[_OUTCOME_COLUMNS] = outcome
-        owner = self.owner
+                else:  # written before, or complete in this batch (an update of it comes after)
+                    update_rows.append((*outcome, write.job_id))
         connection = self._connection
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -114,9 +125,10 @@ class SqliteWriter(GroupedWriter):
             if new_jobs:
                 rows = list(new_jobs.values())
                 for row in rows:
-                    packed = row[_PACKED_COLUMN]
-                    if packed is not None:
-                        row[_PACKED_COLUMN] = "[" + ",".join(packed) + "]"
+                    if type(row) is list:
+                        packed = row[_PACKED_COLUMN]
+                        if packed is not None:
+                            row[_PACKED_COLUMN] = "[" + ",".join(packed) + "]"
                 _in_chunks(connection, _INSERT_JOBS, 17, rows, _JOB_NULLABLE)
             if activation_rows:
                 _in_chunks(connection, _INSERT_ACTIVATIONS, 11, activation_rows, (7, 8))
@@ -226,16 +238,7 @@ def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> list
         n, rid, slot, data = entries[0]
         items = f"[[{n},{json_string(rid)},{json_string(slot)},{data}]]"
     else:
-        items = (
-            "["
-            + ",".join(
-                [
-                    f"[{n},{json_string(rid)},{json_string(slot)},{data}]"
-                    for n, rid, slot, data in entries
-                ]
-            )
-            + "]"
-        )
+        items = _items_text(entries)
     return [
         job.job_id,
         job.flow_id,
@@ -255,6 +258,65 @@ def _job_row(job: NewJob, flow_keys: dict[str, str], lease_until: float) -> list
         None,
         None,
     ]
+
+
+def _complete_row(
+    job: NewJob,
+    writes: CompleteJob,
+    flow_keys: dict[str, str],
+    lease_until: float,
+) -> tuple[Any, ...]:
+    """The row of a job that ended before it was written: ``writes`` is its NewJob, its
+    commits and its JobUpdate (the same row ``_job_row`` and the outcome make, in one go)."""
+    update = writes[-1]
+    assert type(update) is JobUpdate
+    entries = job.entry_items
+    if len(entries) == 1:
+        n, rid, slot, data = entries[0]
+        items = f"[[{n},{json_string(rid)},{json_string(slot)},{data}]]"
+    else:
+        items = _items_text(entries)
+    if len(writes) == 3:
+        packed: str | None = f"[{_packed(writes[1])}]"  # type: ignore[arg-type]
+    elif len(writes) > 2:
+        packed = "[" + ",".join([_packed(commit) for commit in writes[1:-1]]) + "]"  # type: ignore[arg-type]
+    else:
+        packed = None
+    snapshot = job.flow_snapshot
+    owner = job.owner
+    return (
+        job.job_id,
+        job.flow_id,
+        None if snapshot is None else flow_keys.get(snapshot),
+        job.flow_source,
+        job.created_at,
+        owner.pid,
+        owner.host,
+        owner.started,
+        lease_until,
+        items,
+        update.status,
+        update.started_at,
+        update.finished_at,
+        update.error,
+        update.traceback,
+        update.final_state,
+        packed,
+    )
+
+
+def _items_text(entries: list[tuple[int, str, str, str]]) -> str:
+    """A job's entry items as the JSON text of its ``entry_items`` column (data spliced in)."""
+    return (
+        "["
+        + ",".join(
+            [
+                f"[{n},{json_string(rid)},{json_string(slot)},{data}]"
+                for n, rid, slot, data in entries
+            ]
+        )
+        + "]"
+    )
 
 
 def _packed(commit: ActivationCommit) -> str:
