@@ -55,6 +55,11 @@ class CompleteJob(list[Write]):
     (they write such a job as one row); others get the writes one by one."""
 
 
+def _release_time(job_writes: list[Write]) -> float:
+    """When the held writes of a job (its NewJob first) go even if it has not ended."""
+    return job_writes[0].created_at + HOLD_SECONDS  # type: ignore[union-attr]
+
+
 class _FlushMark(threading.Event):
     """Queued by ``flush``: set once every write queued before it is committed."""
 
@@ -77,9 +82,9 @@ class GroupedWriter:
         self._closing = False
         self._flushing = 0  # callers of flush() waiting: commit without gathering
         self._idle = True  # the thread waits for a first write (hand_over must wake it)
-        #: Writes of new, running jobs held back (only this thread): job id -> (release
-        #: time, its writes in order), in the order the jobs came.
-        self._held: dict[str, tuple[float, list[Write]]] = {}
+        #: Writes of new, running jobs held back (only this thread), in the order the jobs
+        #: came: job id -> its writes in order, its NewJob first.
+        self._held: dict[str, CompleteJob] = {}
         self.failure: JobStoreError | None = None
         self._next_lease = 0.0
         self._thread = threading.Thread(target=self._loop, name=thread_name, daemon=True)
@@ -182,24 +187,25 @@ class GroupedWriter:
         if not held and everything:
             return writes
         out: list[Write] = []
+        complete_jobs = self.takes_complete_jobs
         for write in writes:
-            entry = held.get(write.job_id)
-            if entry is not None:
-                entry[1].append(write)
+            job_writes = held.get(write.job_id)
+            if job_writes is not None:
+                job_writes.append(write)
                 if type(write) is JobUpdate:  # the job ended: its writes go together now
                     del held[write.job_id]
-                    if self.takes_complete_jobs:
-                        out.append(CompleteJob(entry[1]))  # type: ignore[arg-type]
+                    if complete_jobs:
+                        out.append(job_writes)  # type: ignore[arg-type]
                     else:
-                        out.extend(entry[1])
+                        out.extend(job_writes)
             elif type(write) is NewJob and not everything:
-                held[write.job_id] = (write.created_at + HOLD_SECONDS, [write])
+                held[write.job_id] = CompleteJob((write,))
             else:
                 out.append(write)
         now = time.time()
         while held:  # in the order the jobs came, so the first one is due first
-            job_id, (due, job_writes) = next(iter(held.items()))
-            if due > now and not everything:
+            job_id, job_writes = next(iter(held.items()))
+            if not everything and _release_time(job_writes) > now:
                 break
             del held[job_id]
             out.extend(job_writes)
@@ -215,7 +221,7 @@ class GroupedWriter:
         """Seconds until the thread must commit with no new write: the lease, or held writes."""
         wake = self._next_lease
         if self._held:
-            wake = min(wake, next(iter(self._held.values()))[0])
+            wake = min(wake, _release_time(next(iter(self._held.values()))))
         return max(0.0, wake - time.time())
 
     def _commit(self, batch: list[Write], flows: dict[str, str | None]) -> None:
