@@ -253,19 +253,24 @@ class JobCheckpoints:
             queue.append(number)  # type: ignore[union-attr]
 
     def encode_emit(self, routine_id: str, event: str, data: dict[str, Any]) -> str:
-        """Encode an emit before anything of it is delivered: a bad value refuses it whole."""
-        try:
-            return self.codec.quick(data)
-        except Exception:  # no lambda: its captured variables would cost cells per call
-            where = f"routine {routine_id!r} of job {self.job_state.job_id}: emit({event!r})"
-            return self.store.codec.encode(data, where)
+        """Encode an emit whose ``codec.quick`` raised (``route_emit`` tries that first,
+        before anything of it is delivered): the error names the routine and event."""
+        where = f"routine {routine_id!r} of job {self.job_state.job_id}: emit({event!r})"
+        return self.codec.encode(data, where)
 
     def routed(self, target: tuple[str, str], text: str) -> None:
         """An emit put an item in the queue ``target``, a (routine_id, slot) (job lock
         held); the emitting activation owns it."""
         number = self._next_item
         self._next_item = number + 1
-        self._enqueue(target, number)
+        queued = self._queued  # _enqueue, inlined: once per routed item
+        queue = queued.get(target)
+        if queue is None:
+            queued[target] = number
+        elif type(queue) is int:
+            queued[target] = deque((queue, number))
+        else:
+            queue.append(number)  # type: ignore[union-attr]
         recorder = current_recorder.get()
         if isinstance(recorder, ActivationRecorder) and recorder.checkpoints is self:
             routine_id, slot = target
@@ -349,16 +354,26 @@ class JobCheckpoints:
                 pass
             return self.store.failure()
         with self._lock:
-            for number in consumed:
-                parent = producers.get(number)
-                if parent is not None and not parent.handed:
-                    if parent.waiting:
-                        parent.waiting.append(recorder)
-                    else:
-                        parent.waiting = [recorder]
-                    recorder.parents += 1
+            if waits:
+                for number in consumed:
+                    parent = producers.get(number)
+                    if parent is not None and not parent.handed:
+                        if parent.waiting:
+                            parent.waiting.append(recorder)
+                        else:
+                            parent.waiting = [recorder]
+                        recorder.parents += 1
             if recorder.parents == 0:
-                self._hand_over_locked(recorder)
+                if recorder.waiting:  # consumers of its items finished first
+                    self._hand_over_locked(recorder)
+                else:  # _hand_over_locked for one recorder, inlined (a chain's common case)
+                    recorder.handed = True
+                    for number in recorder.produced:
+                        producers.pop(number, None)
+                    try:
+                        self.store.activation_committed(commit)
+                    except Exception:  # the store failed: reported below
+                        pass
         return self.store.failure()
 
     def _hand_over_locked(self, first: ActivationRecorder) -> None:

@@ -88,7 +88,12 @@ class PolicyDecisions(JobBase):
             return
         checkpoints = self._checkpoints
         # Encoded before anything is delivered: data the store cannot keep refuses the emit.
-        text = checkpoints.encode_emit(routine_id, event, data) if checkpoints else ""
+        text = ""
+        if checkpoints is not None:
+            try:
+                text = checkpoints.codec.quick(data)
+            except Exception:  # encode_emit names the routine and event (or encodes after all)
+                text = checkpoints.encode_emit(routine_id, event, data)
         ready = []
         with self.lock:
             if self.closed:  # logic that outlived its job: keep the data, route nothing
