@@ -81,7 +81,9 @@ class NewJob:
     flow_id: str
     flow_snapshot: str | None  # the flow definition as JSON text (Flow.to_dict)
     flow_source: str | None  # the flow file it was read from, if any
-    entry_items: list[tuple[int, str, str, str]]  # (item, routine_id, slot, encoded data)
+    #: (item, routine_id, slot, encoded data) each. Tuples of plain values, like the other
+    #: fields of a write: the collector stops tracking them while the write waits.
+    entry_items: tuple[tuple[int, str, str, str], ...]
     created_at: float
     owner: ProcessIdentity
     status: str = "running"
@@ -108,7 +110,7 @@ class ActivationCommit:
     finished_at: float
     outcome: str  # as in the job's execution history: "completed", "failed" or "skipped"
     attempt: int
-    consumed: list[int]
+    consumed: tuple[int, ...]  # the items it took (a tuple: see NewJob.entry_items)
     effects: str
     error: str | None = None
     traceback: str | None = None

@@ -197,7 +197,7 @@ class JobCheckpoints:
         flow = plan.flow
         encode = self.store.codec.encode
         number = self._next_item
-        items: list[tuple[int, str, str, str]] = []
+        items: list[tuple[int, str, str, str]] = []  # made a tuple for the NewJob
         if state.unconsumed:
             for routine_id, slots in state.unconsumed.items():
                 for slot, values in slots.items():
@@ -221,7 +221,7 @@ class JobCheckpoints:
                 flow.flow_id,
                 cached[0] if cached is not None else flow_snapshot(plan),
                 getattr(flow, "source_file", None),
-                items,
+                tuple(items),
                 state.created_at,
                 owner,
                 "running",
@@ -332,7 +332,7 @@ class JobCheckpoints:
             record.finished_at,
             record.outcome,
             record.attempt,
-            consumed,
+            tuple(consumed),
             "[" + ",".join(recorder.ops) + "]",
             None if error is None else f"{type(error).__name__}: {error}",
             None if error is None else _traceback_text(error),

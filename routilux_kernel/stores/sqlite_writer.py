@@ -87,7 +87,7 @@ class SqliteWriter(GroupedWriter):
                         write.attempt,
                         write.error,
                         write.traceback,
-                        repr(write.consumed),  # a list of ints: its repr is JSON
+                        _int_list(write.consumed),
                         write.effects,
                     )
                 )
@@ -305,7 +305,7 @@ def _complete_row(
     )
 
 
-def _items_text(entries: list[tuple[int, str, str, str]]) -> str:
+def _items_text(entries: tuple[tuple[int, str, str, str], ...]) -> str:
     """A job's entry items as the JSON text of its ``entry_items`` column (data spliced in)."""
     return (
         "["
@@ -319,6 +319,13 @@ def _items_text(entries: list[tuple[int, str, str, str]]) -> str:
     )
 
 
+def _int_list(numbers: tuple[int, ...]) -> str:
+    """A tuple of ints as a JSON array."""
+    if len(numbers) == 1:
+        return f"[{numbers[0]}]"
+    return "[" + ",".join(map(str, numbers)) + "]"
+
+
 def _packed(commit: ActivationCommit) -> str:
     """An activation as an element of ``first_activations``: the columns of its row, in
     ``ACTIVATION_COLUMNS`` order, as one JSON array (its effects spliced in as they are)."""
@@ -327,7 +334,8 @@ def _packed(commit: ActivationCommit) -> str:
         # The common case, by hand: float repr is JSON (a timestamp is never NaN or inf)
         return (
             f"[{commit.number},{json_string(commit.routine_id)},{started!r},{finished!r},"
-            f"{json_string(commit.outcome)},{commit.attempt},null,null,{commit.consumed!r},"
+            f"{json_string(commit.outcome)},{commit.attempt},null,null,"
+            f"{_int_list(commit.consumed)},"
             f"{commit.effects}]"
         )
     head = lenient_json(
