@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from routilux_kernel import Flow, Routine, Runtime
+from routilux_kernel import Flow, JobState, Routine, Runtime
+from routilux_kernel.activation_policies import all_slots_ready
 from routilux_kernel.cli import main
 from routilux_kernel.cli.jobs_command import job_details
 from routilux_kernel.core.job_store import JobStoreError
@@ -235,6 +236,54 @@ def test_a_state_write_the_store_cannot_keep_fails_naming_routine_and_key(tmp_pa
     assert state.status == "failed"
     assert "update_routine_state('writer', ...): key when is a set" in str(state.error)
     assert state.get_routine_state("writer") is None  # refused before it was applied
+
+
+def test_entry_params_the_store_cannot_keep_are_refused_at_exec_naming_job_and_flow(
+    tmp_path, make_runtime
+):
+    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    with pytest.raises(StoreSerializationError) as refused:
+        runtime.exec(chain(), {"n": 1, "when": {1, 2}})
+    message = str(refused.value)
+    assert "of flow 'chain3': entry_params" in message and "key when is a set" in message
+    assert runtime.list_jobs() == []  # nothing started
+
+
+def test_a_resumed_job_is_stored_again_with_the_data_it_left_in_slots(tmp_path, make_runtime):
+    # The first run leaves one item in the join (its other slot is never fed); the job is
+    # resumed from its saved state under the same id, its entry routine triggered again, and
+    # the store keeps the second run only: its items and its activations.
+    flow = Flow("leftover")
+    source = Routine()
+    source.add_slot("trigger")
+    source.add_event("left")
+    source.set_logic(lambda data, message, job_state: source.emit("left", v=1))
+    join = Routine()
+    join.add_slot("left")
+    join.add_slot("right")
+    join.set_logic(lambda data, message, job_state: job_state.shared_log.append("joined"))
+    join.set_activation_policy(all_slots_ready())
+    flow.add_routine(source, "source")
+    flow.add_routine(join, "join")
+    flow.connect("source", "left", "join", "left")
+    path = tmp_path / "runs.db"
+    runtime = make_runtime(store=f"sqlite:///{path}")
+    first = runtime.run(flow, {"x": 1}, timeout=WAIT)
+    assert first.status == "completed" and first.unconsumed == {"join": {"left": [{"v": 1}]}}
+    saved = JobState.from_dict(first.to_dict())
+    second = runtime.exec(flow, {"x": 2}, job_state=saved)
+    assert second.wait(WAIT) and second.status == "completed"
+    runtime.store.flush()
+    stored = SqliteJobStore(f"sqlite:///{path}").load_job(second.job_id)
+    assert stored is not None and stored.status == "completed"
+    # the data left in a slot first, then the entry routine's item
+    assert [(n, rid, slot) for n, rid, slot, _ in stored.entry_items] == [
+        (1, "join", "left"),
+        (2, "source", "trigger"),
+    ]
+    assert [data for _, _, _, data in stored.entry_items] == [{"v": 1}, {"x": 2}]
+    assert [a["routine_id"] for a in stored.activations] == ["source"]
+    assert stored.final_state["unconsumed"] == {"join": {"left": [{"v": 1}, {"v": 1}]}}
 
 
 def test_pickle_is_an_opt_in_that_keeps_any_picklable_value(store_url, make_runtime):

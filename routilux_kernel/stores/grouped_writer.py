@@ -184,8 +184,6 @@ class GroupedWriter:
         """The writes to commit now: ``writes`` less those of new jobs still running and
         young, plus held writes whose job ended or whose time is up (all, for a flush)."""
         held = self._held
-        if not held and everything:
-            return writes
         out: list[Write] = []
         complete_jobs = self.takes_complete_jobs
         for write in writes:
@@ -198,7 +196,7 @@ class GroupedWriter:
                         out.append(job_writes)  # type: ignore[arg-type]
                     else:
                         out.extend(job_writes)
-            elif type(write) is NewJob and not everything:
+            elif type(write) is NewJob:  # (a flush still gathers a job that ends with it)
                 held[write.job_id] = CompleteJob((write,))
             else:
                 out.append(write)
