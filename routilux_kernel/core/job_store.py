@@ -115,6 +115,24 @@ class ActivationCommit:
     error: str | None = None
     traceback: str | None = None
 
+    def row(self) -> tuple[Any, ...]:
+        """The commit as a row of an activations table: its job id, then the columns of
+        :data:`ACTIVATION_COLUMNS` in order, ``consumed`` as JSON text."""
+        consumed = self.consumed
+        return (
+            self.job_id,
+            self.number,
+            self.routine_id,
+            self.started_at,
+            self.finished_at,
+            self.outcome,
+            self.attempt,
+            self.error,
+            self.traceback,
+            f"[{consumed[0]}]" if len(consumed) == 1 else json.dumps(consumed),
+            self.effects,
+        )
+
 
 #: Keys of ``JobState.to_dict`` a stored final state leaves out while they hold these values
 #: (a job that ended cleanly); a reader puts them back (``jobs show``).

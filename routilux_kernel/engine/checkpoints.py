@@ -263,14 +263,7 @@ class JobCheckpoints:
         held); the emitting activation owns it."""
         number = self._next_item
         self._next_item = number + 1
-        queued = self._queued  # _enqueue, inlined: once per routed item
-        queue = queued.get(target)
-        if queue is None:
-            queued[target] = number
-        elif type(queue) is int:
-            queued[target] = deque((queue, number))
-        else:
-            queue.append(number)  # type: ignore[union-attr]
+        self._enqueue(target, number)
         recorder = current_recorder.get()
         if isinstance(recorder, ActivationRecorder) and recorder.checkpoints is self:
             routine_id, slot = target

@@ -47,10 +47,9 @@ class SqliteWriter(GroupedWriter):
             return  # dropped: the engine was told and fails the jobs concerned
         now = time.time()
         lease_until = now + LEASE_SECONDS
-        # A job created and finished within one batch (most short jobs) is inserted with its
-        # outcome: one row write instead of an insert and an update.
-        # Job rows of this batch, in the order their jobs came: a list while its outcome
-        # may still be filled in, a tuple for a job that came complete.
+        # Job rows of this batch, in the order their jobs came: a tuple for a job that came
+        # complete (most short jobs: one row write with its outcome), a list while its
+        # outcome may still be filled in.
         new_jobs: dict[str, list[Any] | tuple[Any, ...]] = {}
         activation_rows: list[tuple[Any, ...]] = []
         update_rows: list[tuple[Any, ...]] = []
@@ -76,21 +75,7 @@ class SqliteWriter(GroupedWriter):
                     else:
                         packed.append(_packed(write))
                     continue
-                activation_rows.append(
-                    (
-                        write.job_id,
-                        write.number,
-                        write.routine_id,
-                        write.started_at,
-                        write.finished_at,
-                        write.outcome,
-                        write.attempt,
-                        write.error,
-                        write.traceback,
-                        _int_list(write.consumed),
-                        write.effects,
-                    )
-                )
+                activation_rows.append(write.row())
             elif type(write) is NewJob:
                 new_jobs[write.job_id] = _job_row(write, flow_keys, lease_until)
                 if not write.fresh:
@@ -338,17 +323,5 @@ def _packed(commit: ActivationCommit) -> str:
             f"{_int_list(commit.consumed)},"
             f"{commit.effects}]"
         )
-    head = lenient_json(
-        (
-            commit.number,
-            commit.routine_id,
-            commit.started_at,
-            commit.finished_at,
-            commit.outcome,
-            commit.attempt,
-            commit.error,
-            commit.traceback,
-            commit.consumed,
-        )
-    )
-    return f"{head[:-1]},{commit.effects}]"
+    head = lenient_json(commit.row()[1:9])  # number ... traceback; consumed is JSON already
+    return f"{head[:-1]},{_int_list(commit.consumed)},{commit.effects}]"

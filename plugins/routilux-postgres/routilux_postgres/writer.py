@@ -104,7 +104,7 @@ class PostgresWriter(GroupedWriter):
                     "outcome = excluded.outcome, attempt = excluded.attempt, "
                     "error = excluded.error, traceback = excluded.traceback, "
                     "consumed = excluded.consumed, effects = excluded.effects",
-                    [_activation_row(c) for c in commits],
+                    [c.row() for c in commits],
                 )
             if updates:
                 cursor.executemany(
@@ -157,22 +157,6 @@ def _job_row(job: NewJob, flow_keys: dict[str, str]) -> tuple[Any, ...]:
         job.owner.started,
         LEASE_SECONDS,
         items,
-    )
-
-
-def _activation_row(commit: ActivationCommit) -> tuple[Any, ...]:
-    return (
-        commit.job_id,
-        commit.number,
-        commit.routine_id,
-        commit.started_at,
-        commit.finished_at,
-        commit.outcome,
-        commit.attempt,
-        commit.error,
-        commit.traceback,
-        json.dumps(commit.consumed),
-        commit.effects,
     )
 
 
