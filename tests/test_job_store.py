@@ -19,6 +19,7 @@ from routilux_kernel.cli import main
 from routilux_kernel.cli.jobs_command import job_details
 from routilux_kernel.core.job_store import JobStoreError
 from routilux_kernel.core.value_codecs import StoreSerializationError
+from routilux_kernel.stores import grouped_writer
 from routilux_kernel.stores.sqlite_store import SqliteJobStore
 from testsupport.job_stores import add_url_option
 
@@ -432,6 +433,86 @@ def test_a_version_3_store_keeps_its_activation_rows_next_to_the_new_jobs(tmp_pa
         "SELECT job_id, count(*) FROM all_activations GROUP BY job_id ORDER BY job_id = 'old'"
     ).fetchall() == [(new.job_id, 3), ("old", 2)]
     connection.close()
+
+
+def test_activation_times_read_back_exactly_from_the_view_and_the_store(
+    tmp_path, make_runtime, monkeypatch
+):
+    # A packed activation keeps its times as ticks of 2**-22 s (version 6); one written by
+    # an older version kept floats. The reader and the all_activations view give both back
+    # as the very floats the job recorded.
+    monkeypatch.setattr(grouped_writer, "HOLD_SECONDS", WAIT)  # the job's row: packed for sure
+    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    state = runtime.run(chain(), {"n": 1}, timeout=WAIT)
+    runtime.store.flush()
+    recorded = [(r.routine_id, r.started_at, r.finished_at) for r in state.execution_history]
+    assert all(type(t) is float and t != int(t) for _, *times in recorded for t in times)
+    packed = (
+        f"[[1,\"x\",{1796657461.6930778!r},{1796657461.75!r},\"completed\",1,null,null,[1],[]]]"
+    )
+    connection = sqlite3.connect(tmp_path / "runs.db")
+    written = connection.execute(
+        "SELECT first_activations FROM jobs WHERE job_id = ?", (state.job_id,)
+    ).fetchone()[0]
+    assert type(json.loads(written)[0][2]) is int  # ticks
+    connection.execute(
+        "INSERT INTO jobs (job_id, flow_id, status, created_at, entry_items, first_activations) "
+        "VALUES ('older', 'x', 'completed', 1.0, '[]', ?)",
+        (packed,),
+    )
+    connection.commit()
+    view = connection.execute(
+        "SELECT job_id, routine_id, started_at, finished_at FROM all_activations "
+        "ORDER BY job_id = 'older', number"
+    ).fetchall()
+    connection.close()
+    assert view == [(state.job_id, *row) for row in recorded] + [
+        ("older", "x", 1796657461.6930778, 1796657461.75)
+    ]
+    stored = runtime.store.load_job(state.job_id)
+    assert stored is not None
+    assert [(a["routine_id"], a["started_at"], a["finished_at"]) for a in stored.activations] == (
+        recorded
+    )
+    older = runtime.store.load_job("older")
+    assert older is not None
+    assert (older.activations[0]["started_at"], older.activations[0]["finished_at"]) == (
+        1796657461.6930778,
+        1796657461.75,
+    )
+
+
+def test_one_batch_of_jobs_of_two_flows_and_two_outcomes_keeps_each_its_own(
+    tmp_path, make_runtime, monkeypatch
+):
+    # The jobs' rows of one transaction share a statement; a column with one value in all of
+    # them (flow, status, owner) is bound once. Here flow and status vary within the batch.
+    monkeypatch.setattr(grouped_writer, "HOLD_SECONDS", WAIT)  # all held until the flush
+    def fail_odd(data: Any, message: Any, job_state: Any) -> None:
+        if data["trigger"][0]["n"] % 2:
+            raise ValueError(f"odd {data['trigger'][0]['n']}")
+        job_state.shared_data["n"] = data["trigger"][0]["n"]
+
+    picky = Flow("picky")
+    routine = Routine()
+    routine.add_slot("trigger")
+    routine.set_logic(fail_odd)
+    picky.add_routine(routine, "only")
+    runtime = make_runtime(store=f"sqlite:///{tmp_path}/runs.db")
+    states = [runtime.exec(picky if n % 3 else chain(), {"n": n}) for n in range(60)]
+    assert runtime.wait_until_all_jobs_finished(WAIT)
+    runtime.store.flush()
+    for n, state in enumerate(states):
+        stored = runtime.store.load_job(state.job_id)
+        assert stored is not None
+        expected = "failed" if n % 3 and n % 2 else "completed"
+        assert (stored.flow_id, stored.status) == (state.flow_id, expected)
+        assert stored.entry_items[0][3] == {"n": n}
+        assert stored.final_state is not None
+        assert stored.final_state["shared_data"] == dict(state.shared_data)
+        assert (stored.error is None) == (expected == "completed")
+        if stored.error is not None:
+            assert stored.error == f"ValueError: odd {n}"
 
 
 def test_a_job_whose_activations_span_transactions_reads_them_in_commit_order(

@@ -20,6 +20,9 @@ class EffectRecorder(Protocol):
     def record(self, kind: str, *args: Any) -> None:
         """Record one write: ``state``, ``set``, ``delete``, ``clear``, ``append`` or ``skip``."""
 
+    def set_item(self, key: Any, value: Any) -> None:
+        """``record("set", key, value)``, the most common write, without the dispatch."""
+
 
 #: The recorder of the activation whose effects are being made in this context, if any.
 current_recorder: ContextVar[EffectRecorder | None] = ContextVar(
@@ -47,17 +50,15 @@ def _recorder_of(container: Any, attribute: str) -> EffectRecorder | None:
 class RecordingSharedData(dict[str, Any]):
     """``JobState.shared_data`` of a job on a durable store: top-level writes are recorded."""
 
+    # Made as RecordingSharedData(a_dict): dict's own __init__ copies, in C (not through
+    # the update below)
     __slots__ = ()
-
-    @classmethod
-    def of(cls, initial: dict[str, Any]) -> RecordingSharedData:
-        return cls(initial)  # dict's own __init__ copies: no Python-level __init__ around it
 
     def __setitem__(self, key: str, value: Any) -> None:
         recorder = current_recorder.get()  # _recorder_of, inlined: the most common write
         if recorder is not None and recorder.job_state.shared_data is self:
-            recorder.record("set", key, value)
-        super().__setitem__(key, value)
+            recorder.set_item(key, value)
+        dict.__setitem__(self, key, value)
 
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
@@ -95,11 +96,7 @@ class RecordingSharedData(dict[str, Any]):
 class RecordingSharedLog(list[Any]):
     """``JobState.shared_log`` of a job on a durable store: appends are recorded."""
 
-    __slots__ = ()
-
-    @classmethod
-    def of(cls, initial: list[Any]) -> RecordingSharedLog:
-        return cls(initial)
+    __slots__ = ()  # made as RecordingSharedLog(a_list), copied by list's own __init__
 
     def append(self, value: Any) -> None:
         recorder = _recorder_of(self, "shared_log")

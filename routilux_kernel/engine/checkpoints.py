@@ -71,12 +71,14 @@ class ActivationRecorder:
         "ran",
     )
 
-    def __init__(self, checkpoints: JobCheckpoints, number: int, routine_id: str) -> None:
+    def __init__(
+        self, checkpoints: JobCheckpoints, number: int, routine_id: str, consumed: list[int]
+    ) -> None:
         self.checkpoints = checkpoints
         self.job_state = checkpoints.job_state
         self.number = number
         self.routine_id = routine_id
-        self.consumed: list[int] = []
+        self.consumed = consumed
         self.ops: list[str] = []
         # Most activations route nothing and wait for no parent: these stay the shared
         # empty tuple until a first append (a job on a durable store allocates per activation).
@@ -88,17 +90,19 @@ class ActivationRecorder:
         self.handed = False
         self.ran = False  # its logic ran (else the job ended first and kept its data)
 
-    def record(self, kind: str, *args: Any) -> None:
+    def set_item(self, key: Any, value: Any) -> None:
         # No lambda in here: a variable it captured would cost a cell on every call.
+        try:
+            text = self.checkpoints.codec.quick(value)
+        except Exception:  # encode names the routine and key (or encodes after all)
+            text = self._encode(value, f"shared_data[{key!r}]")
+        name = json_string(key) if type(key) is str else strict_json(key)
+        self.ops.append(f'["set",{name},{text}]')
+
+    def record(self, kind: str, *args: Any) -> None:
         quick = self.checkpoints.codec.quick
         if kind == "set":
-            key, value = args
-            try:
-                text = quick(value)
-            except Exception:  # encode names the routine and key (or encodes after all)
-                text = self._encode(value, f"shared_data[{key!r}]")
-            name = json_string(key) if type(key) is str else strict_json(key)
-            self.ops.append(f'["set",{name},{text}]')
+            self.set_item(*args)
         elif kind == "state":
             routine_id, updates = args
             try:
@@ -150,6 +154,7 @@ class JobCheckpoints:
         self,
         store: JobStore,
         job_state: JobState,
+        lock: threading.Lock = _UNATTACHED,
         next_item: int = 1,
         next_activation: int = 1,
         numbered: dict[tuple[str, str], deque[int]] | None = None,
@@ -171,10 +176,11 @@ class JobCheckpoints:
         self._producers: dict[int, ActivationRecorder] = {}  # until the producer is handed over
         self._rows_of_records = 0  # activation rows made from an execution record
         #: Guards the producers and their waiting lists; the Runtime gives it the job's own
-        #: lock (``attach``): no section under it takes that lock again or calls user code.
-        self._lock = _UNATTACHED
-        job_state.shared_data = RecordingSharedData.of(job_state.shared_data)
-        job_state.shared_log = RecordingSharedLog.of(job_state.shared_log)
+        #: lock (here or by ``attach``): no section under it takes that lock again or calls
+        #: user code.
+        self._lock = lock
+        job_state.shared_data = RecordingSharedData(job_state.shared_data)
+        job_state.shared_log = RecordingSharedLog(job_state.shared_log)
 
     def attach(self, lock: threading.Lock) -> None:
         """Run under ``lock``, the job run's own (see ``_lock``)."""
@@ -195,10 +201,10 @@ class JobCheckpoints:
         starts; ``fresh``: the job's id was made for it just now (not a resumed JobState's)."""
         state = self.job_state
         flow = plan.flow
-        encode = self.store.codec.encode
         number = self._next_item
         items: list[tuple[int, str, str, str]] = []  # made a tuple for the NewJob
         if state.unconsumed:
+            encode = self.codec.encode
             for routine_id, slots in state.unconsumed.items():
                 for slot, values in slots.items():
                     for value in values:
@@ -209,7 +215,8 @@ class JobCheckpoints:
             try:
                 text = self.codec.quick(params)
             except Exception:  # no lambda: its captured variables would cost cells per call
-                text = encode(params, f"job {state.job_id} of flow {flow.flow_id!r}: entry_params")
+                where = f"job {state.job_id} of flow {flow.flow_id!r}: entry_params"
+                text = self.codec.encode(params, where)
             for routine_id, slot in entries:
                 items.append((number, routine_id, slot, text))
                 number += 1
@@ -220,7 +227,7 @@ class JobCheckpoints:
                 state.job_id,
                 flow.flow_id,
                 cached[0] if cached is not None else flow_snapshot(plan),
-                getattr(flow, "source_file", None),
+                flow.source_file,
                 tuple(items),
                 state.created_at,
                 owner,
@@ -240,7 +247,11 @@ class JobCheckpoints:
             self._next_delivered = number + 1
         else:
             number = renumber[key].popleft()
-        self._enqueue(key, number)
+        queued = self._queued
+        if key in queued:
+            self._enqueue(key, number)
+        else:  # _enqueue's first case, inlined: one item per entry slot is the common case
+            queued[key] = number
 
     def _enqueue(self, key: tuple[str, str], number: int) -> None:
         queued = self._queued
@@ -280,10 +291,11 @@ class JobCheckpoints:
 
     def activation_made(self, run: RoutineRun) -> ActivationRecorder:
         """A policy took items from the front of the queues (job lock held): name them."""
-        recorder = ActivationRecorder(self, self._next_activation, run.routine_id)
-        self._next_activation += 1
         queued = self._queued
-        consumed = recorder.consumed
+        consumed: list[int] = []
+        number = self._next_activation
+        self._next_activation = number + 1
+        recorder = ActivationRecorder(self, number, run.routine_id, consumed)
         for key in run.spec.slot_keys:
             queue = queued.get(key)
             if queue is None:
@@ -327,9 +339,10 @@ class JobCheckpoints:
             record.attempt,
             tuple(consumed),
             "[" + ",".join(recorder.ops) + "]",
-            None if error is None else f"{type(error).__name__}: {error}",
-            None if error is None else _traceback_text(error),
         )
+        if error is not None:
+            commit.error = f"{type(error).__name__}: {error}"
+            commit.traceback = _traceback_text(error)
         producers = self._producers
         waits = False
         if producers:
@@ -337,7 +350,7 @@ class JobCheckpoints:
                 if number in producers:
                     waits = True
                     break
-        if not recorder.produced and not waits:
+        if not waits and not recorder.produced:
             # Nothing can wait for it (it routed nothing) and its inputs' producers were
             # handed over (each leaves _producers under the lock as it is): no lock needed.
             recorder.handed = True
@@ -387,14 +400,6 @@ class JobCheckpoints:
                     ready.append(child)
             recorder.waiting = ()
 
-    def _history_is_not_rows(self) -> bool:
-        """False when the job's execution history is exactly its activation rows (made from
-        the same records, see activation_finished): then it is not kept twice. A retry or
-        an error leaves history events; a record a routine added itself makes one more."""
-        state = self.job_state
-        kept = min(len(state._executions), HISTORY_LIMIT)  # len(execution_history), uncopied
-        return bool(state.history) or kept != self._rows_of_records
-
     def job_finished(self) -> None:
         """Store the job's outcome after every commit of it that can still be handed over.
 
@@ -416,19 +421,29 @@ class JobCheckpoints:
                 for child in orphans:
                     child.parents = 0
                     self._hand_over_locked(child)
-        error = state.exception
+        # The job's execution history is kept in the final state unless it is exactly its
+        # activation rows (made from the same records, see activation_finished): then not
+        # twice. A retry or an error leaves history events; a record a routine added itself
+        # makes one more.
+        kept = len(state._executions)  # len(execution_history), uncopied
+        if kept > HISTORY_LIMIT:
+            kept = HISTORY_LIMIT
+        history = bool(state.history) or kept != self._rows_of_records
+        update = JobUpdate(  # positional, in field order
+            state.job_id,
+            str(state.status),
+            state.started_at,
+            state.finished_at,
+            None,
+            None,
+            state.compact_json(history),
+        )
+        error = state._exception
+        if error is not None:
+            update.error = f"{type(error).__name__}: {state.error}"
+            update.traceback = _traceback_text(error)
         try:
-            self.store.job_updated(
-                JobUpdate(  # positional, in field order
-                    state.job_id,
-                    str(state.status),
-                    state.started_at,
-                    state.finished_at,
-                    None if error is None else f"{type(error).__name__}: {state.error}",
-                    None if error is None else _traceback_text(error),
-                    state.compact_json(self._history_is_not_rows()),
-                )
-            )
+            self.store.job_updated(update)
         except Exception:  # a failed store already failed this job; nothing more to keep
             pass
 

@@ -104,7 +104,13 @@ def rebuild_job(store: JobStore, stored: StoredJob) -> JobCheckpoints:
     for number, routine_id, slot, value in replayed.pending:
         state.unconsumed.setdefault(routine_id, {}).setdefault(slot, []).append(value)
         numbered.setdefault((routine_id, slot), deque()).append(number)
-    return JobCheckpoints(store, state, replayed.next_item, replayed.next_activation, numbered)
+    return JobCheckpoints(
+        store,
+        state,
+        next_item=replayed.next_item,
+        next_activation=replayed.next_activation,
+        numbered=numbered,
+    )
 
 
 def default_flow_finder(runtime: Runtime) -> FlowFinder:

@@ -362,11 +362,13 @@ class Runtime:
         fresh: bool,
     ) -> None:
         """Give a job on a durable store its checkpoints; a new job is stored right here."""
-        checkpoints = self._recovering.pop(run.job_state.job_id, None)
+        recovering = self._recovering
+        checkpoints = recovering.pop(run.job_state.job_id, None) if recovering else None
         if checkpoints is None:
-            checkpoints = JobCheckpoints(self.store, run.job_state)
+            checkpoints = JobCheckpoints(self.store, run.job_state, run.lock)
             checkpoints.store_new_job(run.plan, entries, params, self._owner, fresh)
-        checkpoints.attach(run.lock)
+        else:
+            checkpoints.attach(run.lock)
         run._checkpoints = checkpoints
 
     def _resolve_flow(self, flow_or_name: Flow | str) -> Flow:

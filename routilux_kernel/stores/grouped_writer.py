@@ -27,6 +27,7 @@ import hashlib
 import threading
 import time
 from collections import deque
+from itertools import repeat, starmap
 from typing import cast
 
 from routilux_kernel.core.job_store import (
@@ -49,10 +50,11 @@ HOLD_SECONDS = 0.04
 Write = NewJob | ActivationCommit | JobUpdate
 
 
-class CompleteJob(list[Write]):
-    """The writes of a job held back until it ended, in order: its NewJob, its commits, its
-    JobUpdate. Handed to ``_commit`` as one item by writers that set ``takes_complete_jobs``
-    (they write such a job as one row); others get the writes one by one."""
+#: The writes of a job held back until it ended, in order: its NewJob, its commits, its
+#: JobUpdate. Handed to ``_commit`` as one item by writers that set ``takes_complete_jobs``
+#: (they write such a job as one row); others get the writes one by one. A plain list (no
+#: write is one), made and told apart at the cost of a list.
+CompleteJob = list[Write]
 
 
 def _release_time(job_writes: list[Write]) -> float:
@@ -121,9 +123,11 @@ class GroupedWriter:
 
     def flush(self, timeout: float | None = None) -> None:
         mark = _FlushMark()
-        self._pending.append(mark)  # done once the writes handed over before it are
         with self._changed:
+            # Counted before it is queued: the thread looks for marks in what it takes only
+            # while someone flushes (it reads both under this lock).
             self._flushing += 1
+            self._pending.append(mark)  # done once the writes handed over before it are
             self._idle = False
             self._changed.notify_all()
         try:
@@ -159,8 +163,9 @@ class GroupedWriter:
                 count = len(pending)
                 flows, self._flows = self._flows, {}
                 closing = self._closing
-            batch = [pending.popleft() for _ in range(count)]
-            marks = [w for w in batch if type(w) is _FlushMark]
+                flushing = self._flushing
+            batch = list(starmap(pending.popleft, repeat((), count)))  # a loop in C
+            marks = [w for w in batch if type(w) is _FlushMark] if flushing else []
             taken = [w for w in batch if type(w) is not _FlushMark] if marks else batch
             writes = self._hold_back(cast("list[Write]", taken), everything=bool(marks) or closing)
             if writes or flows or time.time() >= self._next_lease:
@@ -184,22 +189,27 @@ class GroupedWriter:
         """The writes to commit now: ``writes`` less those of new jobs still running and
         young, plus held writes whose job ended or whose time is up (all, for a flush)."""
         held = self._held
+        held_writes = held.get
         out: list[Write] = []
+        keep = out.append
         complete_jobs = self.takes_complete_jobs
         for write in writes:
-            job_writes = held.get(write.job_id)
-            if job_writes is not None:
+            job_id = write.job_id
+            job_writes = held_writes(job_id)
+            if job_writes is None:
+                if type(write) is NewJob:  # (a flush still gathers a job that ends with it)
+                    held[job_id] = [write]
+                else:
+                    keep(write)
+            elif type(write) is JobUpdate:  # the job ended: its writes go together now
                 job_writes.append(write)
-                if type(write) is JobUpdate:  # the job ended: its writes go together now
-                    del held[write.job_id]
-                    if complete_jobs:
-                        out.append(job_writes)  # type: ignore[arg-type]
-                    else:
-                        out.extend(job_writes)
-            elif type(write) is NewJob:  # (a flush still gathers a job that ends with it)
-                held[write.job_id] = CompleteJob((write,))
+                del held[job_id]
+                if complete_jobs:
+                    keep(job_writes)  # type: ignore[arg-type]
+                else:
+                    out.extend(job_writes)
             else:
-                out.append(write)
+                job_writes.append(write)
         now = time.time()
         while held:  # in the order the jobs came, so the first one is due first
             job_id, job_writes = next(iter(held.items()))
@@ -242,6 +252,19 @@ class GroupedWrites:
     def _writer_for(self) -> GroupedWriter:
         raise NotImplementedError
 
+    def _writes_to(self, writer: GroupedWriter | None) -> None:
+        """From now on the engine's writes go straight to ``writer`` (its bound methods
+        shadow the three below: one call less per write); None: through them again.
+        ``_writer_for`` calls it with the writer it made, ``close`` with None."""
+        methods = vars(self)
+        if writer is None:
+            for name in _SHADOWED:
+                methods.pop(name, None)
+            return
+        for name, target in zip(_SHADOWED, _TARGETS, strict=True):
+            if getattr(type(self), name) is getattr(GroupedWrites, name):  # not overridden
+                methods[name] = getattr(writer, target)
+
     def open_for_writing(self) -> None:
         """Prepare the storage and start the writer (otherwise done by the first write)."""
         self._writer_for()
@@ -262,3 +285,8 @@ class GroupedWrites:
     def flush(self, timeout: float | None = None) -> None:
         if self._writer is not None:
             self._writer.flush(timeout)
+
+
+#: The write methods ``_writes_to`` shadows, and the writer's methods behind each.
+_SHADOWED = ("job_created", "activation_committed", "job_updated")
+_TARGETS = ("hand_over_job", "hand_over", "hand_over")

@@ -13,6 +13,23 @@ from pathlib import Path
 
 from routilux_kernel.core.job_store import JobStoreError
 
+#: A packed activation (a job row's ``first_activations``, see sqlite_writer) keeps a
+#: timestamp as an integer number of ticks of 2**-22 s where that is exact: a float's
+#: shortest repr costs several times more to make. Every float of 2004-2038 is a whole number
+#: of ticks; any other timestamp is kept as a float. ``ticks / TICKS_PER_SECOND`` is the
+#: float again, exactly.
+TICKS_PER_SECOND = 4194304.0  # 2**22
+
+
+def _seconds(array: str, index: int) -> str:
+    """SQL for element ``index`` of a packed activation ``array`` as seconds (a REAL)."""
+    element = f"json_extract({array}, '$[{index}]')"
+    return (
+        f"CASE json_type({array}, '$[{index}]') WHEN 'integer' "
+        f"THEN {element} / {TICKS_PER_SECOND} ELSE {element} END"
+    )
+
+
 #: Each migration takes the schema from version ``index`` to ``index + 1``.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -65,6 +82,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # version 5: pruning by age scans jobs_by_created (a job finished before a moment was
         # created before it), so no job pays an index entry for its finish time.
         "DROP INDEX jobs_by_finish",
+    ),
+    (
+        # version 6: a packed activation's timestamps may be ticks (see TICKS_PER_SECOND)
+        "DROP VIEW all_activations",
+        f"""CREATE VIEW all_activations AS
+            SELECT j.job_id, json_extract(e.value, '$[0]') AS number,
+                json_extract(e.value, '$[1]') AS routine_id,
+                {_seconds("e.value", 2)} AS started_at,
+                {_seconds("e.value", 3)} AS finished_at,
+                json_extract(e.value, '$[4]') AS outcome,
+                json_extract(e.value, '$[5]') AS attempt,
+                json_extract(e.value, '$[6]') AS error,
+                json_extract(e.value, '$[7]') AS traceback,
+                json_extract(e.value, '$[8]') AS consumed,
+                json_extract(e.value, '$[9]') AS effects
+            FROM jobs j, json_each(j.first_activations) e
+            UNION ALL
+            SELECT job_id, number, routine_id, started_at, finished_at, outcome, attempt, error,
+                traceback, consumed, effects FROM activations""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

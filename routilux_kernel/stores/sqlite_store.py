@@ -31,7 +31,7 @@ from routilux_kernel.core.job_store import (
 )
 from routilux_kernel.core.value_codecs import codec_named
 from routilux_kernel.stores.grouped_writer import GroupedWrites
-from routilux_kernel.stores.sqlite_schema import connect, sqlite_path
+from routilux_kernel.stores.sqlite_schema import TICKS_PER_SECOND, connect, sqlite_path
 from routilux_kernel.stores.sqlite_writer import SqliteWriter
 
 _SUMMARY = (
@@ -70,6 +70,7 @@ class SqliteJobStore(GroupedWrites, JobStore):
                     connection = connect(self.url, self.path, write=True)
                     self._check_serializer(connection)
                     self._writer = SqliteWriter(self.url, connection, self.owner)
+                    self._writes_to(self._writer)
                 writer = self._writer
         return writer
 
@@ -90,6 +91,7 @@ class SqliteJobStore(GroupedWrites, JobStore):
     def close(self) -> None:
         with self._writer_lock:
             writer, self._writer = self._writer, None
+            self._writes_to(None)
         if writer is not None:
             writer.close()
 
@@ -296,8 +298,16 @@ class SqliteJobStore(GroupedWrites, JobStore):
 
 def _unpacked(packed: list[list[Any]]) -> list[dict[str, Any]]:
     """Activations from a job row's ``first_activations`` (see sqlite_writer): each is
-    its row's columns in ``ACTIVATION_COLUMNS`` order, ``consumed`` and ``effects`` parsed."""
-    return [dict(zip(_ACTIVATION_KEYS, columns, strict=True)) for columns in packed]
+    its row's columns in ``ACTIVATION_COLUMNS`` order, ``consumed`` and ``effects`` parsed,
+    its timestamps ticks (an int) or seconds (``TICKS_PER_SECOND``)."""
+    activations = []
+    for columns in packed:
+        activation = dict(zip(_ACTIVATION_KEYS, columns, strict=True))
+        for key in ("started_at", "finished_at"):
+            if type(activation[key]) is int:  # int / float: the exact float again
+                activation[key] /= TICKS_PER_SECOND
+        activations.append(activation)
+    return activations
 
 
 _ACTIVATION_KEYS = [name.strip() for name in ACTIVATION_COLUMNS.split(",")]

@@ -25,6 +25,7 @@ from routilux_kernel.core.job_store import (
 from routilux_kernel.core.json_text import json_string, lenient_json
 from routilux_kernel.core.lazy_logger import logger
 from routilux_kernel.stores.grouped_writer import CompleteJob, GroupedWriter, Write
+from routilux_kernel.stores.sqlite_schema import TICKS_PER_SECOND
 
 #: Seconds an owner's claim on its running jobs lasts without renewal (other hosts wait it out).
 LEASE_SECONDS = 30.0
@@ -59,7 +60,7 @@ class SqliteWriter(GroupedWriter):
         flow_keys = self._flow_keys
         owner = self.owner
         for write in batch:
-            if type(write) is CompleteJob:  # most jobs: one row, outcome and activations in it
+            if type(write) is list:  # a CompleteJob (most jobs): one row, outcome and activations
                 job = write[0]
                 assert type(job) is NewJob
                 new_jobs[job.job_id] = _complete_row(job, write, flow_keys, lease_until)
@@ -105,7 +106,11 @@ class SqliteWriter(GroupedWriter):
                 )
             if reused:
                 _in_chunks(
-                    connection, "DELETE FROM activations WHERE job_id IN ", 1, reused, (), True
+                    connection,
+                    "DELETE FROM activations WHERE job_id IN ",
+                    1,
+                    reused,
+                    tuple_list=True,
                 )
             if new_jobs:
                 rows = list(new_jobs.values())
@@ -114,9 +119,9 @@ class SqliteWriter(GroupedWriter):
                         packed = row[_PACKED_COLUMN]
                         if packed is not None:
                             row[_PACKED_COLUMN] = "[" + ",".join(packed) + "]"
-                _in_chunks(connection, _INSERT_JOBS, 17, rows, _JOB_NULLABLE)
+                _in_chunks(connection, _INSERT_JOBS, 17, rows, _JOB_NULLABLE, _JOB_SAME)
             if activation_rows:
-                _in_chunks(connection, _INSERT_ACTIVATIONS, 11, activation_rows, (7, 8))
+                _in_chunks(connection, _INSERT_ACTIVATIONS, 11, activation_rows, (7, 8), (0, 2, 5, 6))
             if update_rows:
                 connection.executemany(
                     "UPDATE jobs SET status = ?, started_at = ?, finished_at = ?, error = ?, "
@@ -154,6 +159,9 @@ _INSERT_JOBS = (
 #: The columns of a job row that are often NULL: flow_key, flow_source, the outcome's
 #: started_at ... final_state (a job still running), first_activations.
 _JOB_NULLABLE = (2, 3, 11, 12, 13, 14, 15, 16)
+#: The columns of a job row that often hold one value in a whole batch: flow_id, flow_key,
+#: flow_source, owner_pid, owner_host, owner_started, lease_until, status.
+_JOB_SAME = (1, 2, 3, 5, 6, 7, 8, 10)
 _INSERT_ACTIVATIONS = (
     "INSERT OR REPLACE INTO activations (job_id, number, routine_id, started_at, "
     "finished_at, outcome, attempt, error, traceback, consumed, effects) VALUES "
@@ -169,17 +177,20 @@ def _in_chunks(
     width: int,
     rows: list[Any],
     nullable: tuple[int, ...] = (),
+    same: tuple[int, ...] = (),
     tuple_list: bool = False,
 ) -> None:
     """Run ``head`` + many rows per statement. sqlite3 lets go of the GIL around each
     statement step: with ``executemany`` that is once per row, and every time the engine's
     threads fight to take it back; here it is once per chunk of rows.
 
-    A column of ``nullable`` that is None in every row of a chunk is written as a literal
-    NULL instead of bound: sqlite3 binds a None only after looking for an adapter for it,
-    which raises and clears an AttributeError each time (five times the cost of binding a
-    str), and most rows have several (no error, no traceback, no source file...). Only
-    columns whose values are never falsy otherwise may be named (texts, timestamps)."""
+    Binding costs, so a chunk binds what it must only. A column of ``nullable`` that is None
+    in every row of a chunk is written as a literal NULL: sqlite3 binds a None only after
+    looking for an adapter for it, which raises and clears an AttributeError each time (five
+    times the cost of binding a str), and most rows have several (no error, no traceback, no
+    source file...). Only columns whose values are never falsy otherwise may be named (texts,
+    timestamps). A column of ``same`` that holds one value in every row of a chunk (the jobs'
+    owner, lease, flow, status: most batches) is bound once, as a parameter every row names."""
     start = 0
     while start < len(rows):
         size = _CHUNK
@@ -191,10 +202,13 @@ def _in_chunks(
             connection.execute(head + "(" + ",".join("?" * size) + ")", [r[0] for r in chunk])
             continue
         empty = tuple([i for i in nullable if not any(map(_COLUMN[i], chunk))])
-        one, pick = _row_shape(width, empty)
-        values = ",".join([one] * size)
-        flat = chain.from_iterable(chunk if pick is None else map(pick, chunk))
-        connection.execute(head + values, list(flat))
+        shared = tuple(
+            [i for i in same if i not in empty and len(set(map(_COLUMN[i], chunk))) == 1]
+        )
+        sql, pick = _statement(head, width, size, empty, shared)
+        values = [chunk[0][i] for i in shared]
+        values += chain.from_iterable(chunk if pick is None else map(pick, chunk))
+        connection.execute(sql, values)
 
 
 #: itemgetter(i) for each column index a row may have.
@@ -202,13 +216,38 @@ _COLUMN = [itemgetter(index) for index in range(32)]
 
 
 @cache
-def _row_shape(width: int, empty: tuple[int, ...]) -> tuple[str, Callable[[Any], Any] | None]:
-    """The placeholders of one row, with the columns ``empty`` as NULL, and what picks the
-    other columns' values from a row (None: all of them)."""
-    one = "(" + ",".join("NULL" if i in empty else "?" for i in range(width)) + ")"
-    if not empty:
-        return one, None
-    return one, itemgetter(*[i for i in range(width) if i not in empty])
+def _statement(
+    head: str, width: int, size: int, empty: tuple[int, ...], shared: tuple[int, ...]
+) -> tuple[str, Callable[[Any], Any] | None]:
+    """``head`` with ``size`` rows of ``width`` columns: the columns ``empty`` as NULL, those
+    of ``shared`` as parameters ?1, ?2 ... bound once; and what picks the other columns'
+    values from a row, in order (None: all of them)."""
+    bound = [i for i in range(width) if i not in empty and i not in shared]
+    if not shared:
+        one = "(" + ",".join("NULL" if i in empty else "?" for i in range(width)) + ")"
+        return head + ",".join([one] * size), (None if not empty else _picker(bound))
+    rows = []
+    number = len(shared)
+    for _ in range(size):
+        columns = []
+        for i in range(width):
+            if i in empty:
+                columns.append("NULL")
+            elif i in shared:
+                columns.append(f"?{shared.index(i) + 1}")
+            else:
+                number += 1
+                columns.append(f"?{number}")
+        rows.append("(" + ",".join(columns) + ")")
+    return head + ",".join(rows), _picker(bound)
+
+
+def _picker(indexes: list[int]) -> Callable[[Any], Any]:
+    """What takes the values of columns ``indexes`` of a row, as a tuple."""
+    if len(indexes) == 1:
+        index = indexes[0]
+        return lambda row: (row[index],)
+    return itemgetter(*indexes)
 
 
 #: Where a job row (``_job_row``) holds its outcome: status, started_at, ... final_state.
@@ -253,8 +292,7 @@ def _complete_row(
 ) -> tuple[Any, ...]:
     """The row of a job that ended before it was written: ``writes`` is its NewJob, its
     commits and its JobUpdate (the same row ``_job_row`` and the outcome make, in one go)."""
-    update = writes[-1]
-    assert type(update) is JobUpdate
+    update: JobUpdate = writes[-1]  # type: ignore[assignment]
     entries = job.entry_items
     if len(entries) == 1:
         n, rid, slot, data = entries[0]
@@ -313,15 +351,19 @@ def _int_list(numbers: tuple[int, ...]) -> str:
 
 def _packed(commit: ActivationCommit) -> str:
     """An activation as an element of ``first_activations``: the columns of its row, in
-    ``ACTIVATION_COLUMNS`` order, as one JSON array (its effects spliced in as they are)."""
-    started, finished = commit.started_at, commit.finished_at
-    if commit.error is None and type(started) is float and type(finished) is float:
-        # The common case, by hand: float repr is JSON (a timestamp is never NaN or inf)
+    ``ACTIVATION_COLUMNS`` order, as one JSON array (its effects spliced in as they are),
+    its timestamps as ticks where exact (``TICKS_PER_SECOND``)."""
+    started = commit.started_at * TICKS_PER_SECOND
+    finished = commit.finished_at * TICKS_PER_SECOND
+    if commit.error is None and started.is_integer() and finished.is_integer():
+        # The common case, by hand
+        consumed = commit.consumed
         return (
-            f"[{commit.number},{json_string(commit.routine_id)},{started!r},{finished!r},"
-            f"{json_string(commit.outcome)},{commit.attempt},null,null,"
-            f"{_int_list(commit.consumed)},"
+            f"[{commit.number},{json_string(commit.routine_id)},{int(started)},"
+            f"{int(finished)},{json_string(commit.outcome)},{commit.attempt},null,null,"
+            f"{f'[{consumed[0]}]' if len(consumed) == 1 else _int_list(consumed)},"
             f"{commit.effects}]"
         )
+    # Timestamps as floats (a float repr is JSON, and never NaN or inf for a timestamp)
     head = lenient_json(commit.row()[1:9])  # number ... traceback; consumed is JSON already
     return f"{head[:-1]},{_int_list(commit.consumed)},{commit.effects}]"

@@ -121,6 +121,7 @@ class PostgresJobStore(GroupedWrites, JobStore):
                 if self._writer is None:
                     self._prepare_tables()
                     self._writer = PostgresWriter(self.url, self._pool_for_locked(), self.owner)
+                    self._writes_to(self._writer)
                 writer = self._writer
         return writer
 
@@ -145,6 +146,7 @@ class PostgresJobStore(GroupedWrites, JobStore):
     def close(self) -> None:
         with self._lock:
             writer, self._writer = self._writer, None
+            self._writes_to(None)
             pool, self._pool = self._pool, None
         if writer is not None:
             writer.close()
