@@ -121,7 +121,7 @@ class SqliteWriter(GroupedWriter):
                             row[_PACKED_COLUMN] = "[" + ",".join(packed) + "]"
                 _in_chunks(connection, _INSERT_JOBS, 17, rows, _JOB_NULLABLE, _JOB_SAME)
             if activation_rows:
-                _in_chunks(connection, _INSERT_ACTIVATIONS, 11, activation_rows, (7, 8), (0, 2, 5, 6))
+                _in_chunks(connection, _INSERT_ACTIVATIONS, 11, activation_rows, (7, 8), _ACT_SAME)
             if update_rows:
                 connection.executemany(
                     "UPDATE jobs SET status = ?, started_at = ?, finished_at = ?, error = ?, "
@@ -162,6 +162,9 @@ _JOB_NULLABLE = (2, 3, 11, 12, 13, 14, 15, 16)
 #: The columns of a job row that often hold one value in a whole batch: flow_id, flow_key,
 #: flow_source, owner_pid, owner_host, owner_started, lease_until, status.
 _JOB_SAME = (1, 2, 3, 5, 6, 7, 8, 10)
+#: The columns of an activation row that often hold one value in a whole batch: job_id,
+#: routine_id, outcome, attempt (error and traceback are nullable: 7, 8).
+_ACT_SAME = (0, 2, 5, 6)
 _INSERT_ACTIVATIONS = (
     "INSERT OR REPLACE INTO activations (job_id, number, routine_id, started_at, "
     "finished_at, outcome, attempt, error, traceback, consumed, effects) VALUES "
