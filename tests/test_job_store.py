@@ -447,9 +447,7 @@ def test_activation_times_read_back_exactly_from_the_view_and_the_store(
     runtime.store.flush()
     recorded = [(r.routine_id, r.started_at, r.finished_at) for r in state.execution_history]
     assert all(type(t) is float and t != int(t) for _, *times in recorded for t in times)
-    packed = (
-        f"[[1,\"x\",{1796657461.6930778!r},{1796657461.75!r},\"completed\",1,null,null,[1],[]]]"
-    )
+    packed = f'[[1,"x",{1796657461.6930778!r},{1796657461.75!r},"completed",1,null,null,[1],[]]]'
     connection = sqlite3.connect(tmp_path / "runs.db")
     written = connection.execute(
         "SELECT first_activations FROM jobs WHERE job_id = ?", (state.job_id,)
@@ -488,6 +486,7 @@ def test_one_batch_of_jobs_of_two_flows_and_two_outcomes_keeps_each_its_own(
     # The jobs' rows of one transaction share a statement; a column with one value in all of
     # them (flow, status, owner) is bound once. Here flow and status vary within the batch.
     monkeypatch.setattr(grouped_writer, "HOLD_SECONDS", WAIT)  # all held until the flush
+
     def fail_odd(data: Any, message: Any, job_state: Any) -> None:
         if data["trigger"][0]["n"] % 2:
             raise ValueError(f"odd {data['trigger'][0]['n']}")
