@@ -30,6 +30,27 @@ def _seconds(array: str, index: int) -> str:
     )
 
 
+def _activations_view(started_at: str, finished_at: str) -> str:
+    """The view of every activation, those packed in their job's row and those in rows of
+    their own, with the columns of the activations table; ``started_at`` and
+    ``finished_at``: SQL for a packed activation's times (``e.value`` is its array)."""
+    return f"""CREATE VIEW all_activations AS
+            SELECT j.job_id, json_extract(e.value, '$[0]') AS number,
+                json_extract(e.value, '$[1]') AS routine_id,
+                {started_at} AS started_at,
+                {finished_at} AS finished_at,
+                json_extract(e.value, '$[4]') AS outcome,
+                json_extract(e.value, '$[5]') AS attempt,
+                json_extract(e.value, '$[6]') AS error,
+                json_extract(e.value, '$[7]') AS traceback,
+                json_extract(e.value, '$[8]') AS consumed,
+                json_extract(e.value, '$[9]') AS effects
+            FROM jobs j, json_each(j.first_activations) e
+            UNION ALL
+            SELECT job_id, number, routine_id, started_at, finished_at, outcome, attempt, error,
+                traceback, consumed, effects FROM activations"""
+
+
 #: Each migration takes the schema from version ``index`` to ``index + 1``.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -62,21 +83,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # rows of the activations table. One row write per short job instead of 1 + n.
         "ALTER TABLE jobs ADD COLUMN first_activations TEXT",
         # Every activation, wherever it is kept, for SQL read by hand (and the tests)
-        """CREATE VIEW all_activations AS
-            SELECT j.job_id, json_extract(e.value, '$[0]') AS number,
-                json_extract(e.value, '$[1]') AS routine_id,
-                json_extract(e.value, '$[2]') AS started_at,
-                json_extract(e.value, '$[3]') AS finished_at,
-                json_extract(e.value, '$[4]') AS outcome,
-                json_extract(e.value, '$[5]') AS attempt,
-                json_extract(e.value, '$[6]') AS error,
-                json_extract(e.value, '$[7]') AS traceback,
-                json_extract(e.value, '$[8]') AS consumed,
-                json_extract(e.value, '$[9]') AS effects
-            FROM jobs j, json_each(j.first_activations) e
-            UNION ALL
-            SELECT job_id, number, routine_id, started_at, finished_at, outcome, attempt, error,
-                traceback, consumed, effects FROM activations""",
+        _activations_view("json_extract(e.value, '$[2]')", "json_extract(e.value, '$[3]')"),
     ),
     (
         # version 5: pruning by age scans jobs_by_created (a job finished before a moment was
@@ -86,21 +93,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # version 6: a packed activation's timestamps may be ticks (see TICKS_PER_SECOND)
         "DROP VIEW all_activations",
-        f"""CREATE VIEW all_activations AS
-            SELECT j.job_id, json_extract(e.value, '$[0]') AS number,
-                json_extract(e.value, '$[1]') AS routine_id,
-                {_seconds("e.value", 2)} AS started_at,
-                {_seconds("e.value", 3)} AS finished_at,
-                json_extract(e.value, '$[4]') AS outcome,
-                json_extract(e.value, '$[5]') AS attempt,
-                json_extract(e.value, '$[6]') AS error,
-                json_extract(e.value, '$[7]') AS traceback,
-                json_extract(e.value, '$[8]') AS consumed,
-                json_extract(e.value, '$[9]') AS effects
-            FROM jobs j, json_each(j.first_activations) e
-            UNION ALL
-            SELECT job_id, number, routine_id, started_at, finished_at, outcome, attempt, error,
-                traceback, consumed, effects FROM activations""",
+        _activations_view(_seconds("e.value", 2), _seconds("e.value", 3)),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -154,7 +154,7 @@ class SqliteWriter(GroupedWriter):
 _INSERT_JOBS = (
     "INSERT OR REPLACE INTO jobs (job_id, flow_id, flow_key, flow_source, created_at, "
     "owner_pid, owner_host, owner_started, lease_until, entry_items, status, started_at, "
-    "finished_at, error, traceback, final_state, first_activations) VALUES "
+    "finished_at, error, traceback, final_state, first_activations)"
 )
 #: The columns of a job row that are often NULL: flow_key, flow_source, the outcome's
 #: started_at ... final_state (a job still running), first_activations.
@@ -167,7 +167,7 @@ _JOB_SAME = (1, 2, 3, 5, 6, 7, 8, 10)
 _ACT_SAME = (0, 2, 5, 6)
 _INSERT_ACTIVATIONS = (
     "INSERT OR REPLACE INTO activations (job_id, number, routine_id, started_at, "
-    "finished_at, outcome, attempt, error, traceback, consumed, effects) VALUES "
+    "finished_at, outcome, attempt, error, traceback, consumed, effects)"
 )
 #: Rows per statement at most; smaller chunks are powers of two, so few statements are
 #: prepared (and cached) per table.
@@ -193,7 +193,7 @@ def _in_chunks(
     times the cost of binding a str), and most rows have several (no error, no traceback, no
     source file...). Only columns whose values are never falsy otherwise may be named (texts,
     timestamps). A column of ``same`` that holds one value in every row of a chunk (the jobs'
-    owner, lease, flow, status: most batches) is bound once, as a parameter every row names."""
+    owner, lease, flow, status: most batches) is bound once (see ``_statement``)."""
     start = 0
     while start < len(rows):
         size = _CHUNK
@@ -222,27 +222,28 @@ _COLUMN = [itemgetter(index) for index in range(32)]
 def _statement(
     head: str, width: int, size: int, empty: tuple[int, ...], shared: tuple[int, ...]
 ) -> tuple[str, Callable[[Any], Any] | None]:
-    """``head`` with ``size`` rows of ``width`` columns: the columns ``empty`` as NULL, those
-    of ``shared`` as parameters ?1, ?2 ... bound once; and what picks the other columns'
-    values from a row, in order (None: all of them)."""
+    """``head`` (an INSERT up to its VALUES) with ``size`` rows of ``width`` columns: the
+    columns ``empty`` as NULL, those of ``shared`` as parameters ?1, ?2 ... bound once; and
+    what picks the other columns' values from a row, in order (None: all of them).
+
+    With shared columns the rows are a VALUES list of plain ``?`` that a SELECT around it
+    completes: numbered parameters in every row instead make SQLite's first preparation of
+    the statement (once per connection) several times slower, as it looks each one up."""
     bound = [i for i in range(width) if i not in empty and i not in shared]
     if not shared:
         one = "(" + ",".join("NULL" if i in empty else "?" for i in range(width)) + ")"
-        return head + ",".join([one] * size), (None if not empty else _picker(bound))
-    rows = []
-    number = len(shared)
-    for _ in range(size):
-        columns = []
-        for i in range(width):
-            if i in empty:
-                columns.append("NULL")
-            elif i in shared:
-                columns.append(f"?{shared.index(i) + 1}")
-            else:
-                number += 1
-                columns.append(f"?{number}")
-        rows.append("(" + ",".join(columns) + ")")
-    return head + ",".join(rows), _picker(bound)
+        return head + " VALUES " + ",".join([one] * size), (None if not empty else _picker(bound))
+    columns = []
+    for i in range(width):
+        if i in empty:
+            columns.append("NULL")
+        elif i in shared:
+            columns.append(f"?{shared.index(i) + 1}")
+        else:  # the VALUES list's columns are named column1, column2 ...
+            columns.append(f"column{bound.index(i) + 1}")
+    one = "(" + ",".join("?" * len(bound)) + ")"
+    values = ",".join([one] * size)
+    return f"{head} SELECT {','.join(columns)} FROM (VALUES {values})", _picker(bound)
 
 
 def _picker(indexes: list[int]) -> Callable[[Any], Any]:
