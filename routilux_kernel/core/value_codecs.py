@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import pickle
-from collections.abc import Callable
 from typing import Any
 
 from routilux_kernel.core.errors import RoutiluxError
@@ -19,36 +18,26 @@ class StoreSerializationError(RoutiluxError, TypeError):
     """A value cannot be kept by the job store's serializer."""
 
 
-#: What wrote a value, for an error message: the text, or a function that makes it.
-Where = str | Callable[[], str]
-
-
-def _text(where: Where) -> str:
-    return where if isinstance(where, str) else where()
-
-
 class ValueCodec:
     """JSON text (the default): lists, dicts with string keys, str, numbers, bool, None."""
 
     name = "json"
 
-    def encode(self, value: Any, where: Where) -> str:
-        """JSON text of ``value``; ``where`` names what wrote it (routine, emit or key), or
-        is a function that makes that text (called only for an error: on the hot path an
-        f-string per value costs more than encoding it)."""
+    def encode(self, value: Any, where: str) -> str:
+        """JSON text of ``value``; ``where`` names what wrote it (routine, emit or key). The
+        hot path calls :meth:`quick` and this only where that raised, so the text naming the
+        writer is made only then."""
         try:
-            if strict_chunks is not None and type(value) is dict:  # emits, state updates
-                return "".join(strict_chunks(value, 0))
             return strict_json(value)
         except RecursionError:
             raise StoreSerializationError(
-                f"{_text(where)}: a {type(value).__name__} that contains itself (or is nested too "
+                f"{where}: a {type(value).__name__} that contains itself (or is nested too "
                 "deeply) cannot be kept as JSON by the job store"
             ) from None
         except (TypeError, ValueError) as exc:
             path, culprit = _first_unserializable(value, "")
             raise StoreSerializationError(
-                f"{_text(where)}: {'value' if not path else 'key ' + path} is a "
+                f"{where}: {'value' if not path else 'key ' + path} is a "
                 f"{type(culprit).__name__} ({culprit!r:.80}), which the job store cannot keep "
                 f"as JSON ({exc}); keep JSON data (str, int, float, bool, None, list, dict with "
                 "str keys) in emits and job state, or open the store with ?serializer=pickle"
@@ -81,12 +70,12 @@ class PickleCodec(ValueCodec):
 
     name = "pickle"
 
-    def encode(self, value: Any, where: Where) -> str:
+    def encode(self, value: Any, where: str) -> str:
         try:
             data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise StoreSerializationError(
-                f"{_text(where)}: a {type(value).__name__} cannot be pickled for the job store: "
+                f"{where}: a {type(value).__name__} cannot be pickled for the job store: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
         return '"' + base64.b64encode(data).decode("ascii") + '"'
